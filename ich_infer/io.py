@@ -1,0 +1,177 @@
+"""Reading scans and writing masks with exactly the input's grid.
+
+Arrays follow SimpleITK's ``GetArrayFromImage`` order, ``(k, j, i)`` = (slice, row, column): the
+reverse of the image index order ``(i, j, k)``. Geometry is kept beside the array and written back
+untouched, because a mask that is off by a rounding of the direction cosines is a wrong mask.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import IchsegError
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Size (i, j, k), spacing in mm, origin in mm and row-major direction cosines (LPS, as ITK)."""
+
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+    # The NIfTI header of the source file. ITK re-derives qform/sform from float32 quaternions on
+    # every write (a 1e-8 drift per round trip on oblique scans), so masks copy the header instead.
+    nifti_header: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, image: sitk.Image, nifti_header: Any = None) -> "Geometry":
+        return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
+                   tuple(image.GetDirection()), nifti_header)
+
+    def apply(self, image: sitk.Image) -> sitk.Image:
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
+        return image
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        return np.asarray(self.direction, dtype=float).reshape(3, 3)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(np.prod(self.spacing)) / 1000.0
+
+
+def case_id(path: str | Path) -> str:
+    """``case.nii.gz`` -> ``case``: the name without its (possibly double) image extension."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name so runs are reproducible."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IchsegError(folder, "is not a folder")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a 3D scalar scan as float32 ``(k, j, i)`` plus its geometry; raise IchsegError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise IchsegError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise IchsegError(path, "file is empty")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise IchsegError(path, f"not a readable image ({_first_line(exc)})") from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise IchsegError(path, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                                "(RGB or vector image); a scalar CT is needed")
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3:
+        raise IchsegError(path, f"is {image.GetDimension()}D with size {image.GetSize()}; a 3D volume is needed")
+    if min(image.GetSize()) < 2:
+        raise IchsegError(path, f"has a degenerate size {image.GetSize()}")
+    try:
+        array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    except RuntimeError as exc:  # truncated data is sometimes only noticed when pixels are pulled
+        raise IchsegError(path, f"voxel data unreadable ({_first_line(exc)})") from None
+    if not np.isfinite(array).all():
+        raise IchsegError(path, "contains NaN or infinite voxel values")
+    header = None
+    if _is_nifti(path):
+        try:
+            header = nib.load(str(path)).header.copy()
+        except Exception as exc:  # noqa: BLE001 - any nibabel failure means the header is unusable
+            raise IchsegError(path, f"unreadable NIfTI header ({_first_line(exc)})") from None
+    return array, Geometry.of(image, header)
+
+
+def read_mask(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a label file as a boolean array (any non-zero voxel is foreground)."""
+    array, geometry = read_image(path)
+    return array != 0, geometry
+
+
+def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path:
+    """Write ``array`` (``(k, j, i)``) with ``geometry``, atomically: temp file in the folder + rename."""
+    path = Path(path)
+    if tuple(array.shape[::-1]) != tuple(geometry.size):
+        raise IchsegError(path, f"array shape {array.shape} does not match the grid size {geometry.size}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = next((s for s in IMAGE_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        if _is_nifti(path) and geometry.nifti_header is not None:
+            _write_nifti_with_header(tmp, array, geometry.nifti_header)
+        else:
+            image = geometry.apply(sitk.GetImageFromArray(np.ascontiguousarray(array)))
+            sitk.WriteImage(image, tmp, useCompression=suffix.endswith(".gz"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_mask(path: str | Path, mask: np.ndarray, geometry: Geometry) -> Path:
+    """Write a binary mask as uint8 with values exactly 0/1 on ``geometry``."""
+    return write_image(path, (np.asarray(mask) > 0).astype(np.uint8), geometry)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a small text file atomically, so a crash never leaves half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _is_nifti(path: Path | str) -> bool:
+    return str(path).lower().endswith((".nii", ".nii.gz"))
+
+
+def _write_nifti_with_header(path: str, array: np.ndarray, header: Any) -> None:
+    """Write ``array`` with a copy of the source header: same qform/sform/pixdim bytes, new dtype."""
+    header = header.copy()
+    header.set_data_dtype(array.dtype)
+    header.set_slope_inter(1.0, 0.0)
+    header["cal_min"], header["cal_max"] = 0, 0
+    data = np.ascontiguousarray(array.transpose(2, 1, 0))  # (k, j, i) -> NIfTI's (i, j, k)
+    image = nib.Nifti1Image(data, None, header=header) if isinstance(header, nib.Nifti1Header) \
+        else nib.Nifti2Image(data, None, header=header)
+    nib.save(image, path)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # ITK messages put the useful part after the source location; keep the last informative line.
+    informative = [ln for ln in lines if not ln.startswith(("/", "itk::", "ITK "))]
+    return (informative or lines or [type(exc).__name__])[-1][:200]
