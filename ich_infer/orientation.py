@@ -44,3 +44,26 @@ def reorientation(direction: tuple[float, ...] | np.ndarray) -> Reorientation:
     axes = tuple(2 - best[2 - c] for c in range(3))
     flips = tuple(bool(d[2 - c, best[2 - c]] < 0) for c in range(3))
     return Reorientation(axes, flips)
+
+
+def reindex(array: np.ndarray, spacing: tuple[float, ...], origin: tuple[float, ...],
+            direction: tuple[float, ...], perm: tuple[int, int, int] = (0, 1, 2),
+            flips: tuple[bool, bool, bool] = (False, False, False)):
+    """Store the same voxels with another index order: permute index axes (new axis b = old axis
+    ``perm[b]``), then flip the index axes in ``flips``. Physical positions do not change.
+
+    Returns ``(array, spacing, origin, direction)`` with the array in ``(k, j, i)`` order. Used to
+    write phantoms in many stored orientations and to test orientation invariance.
+    """
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    sp = np.asarray(spacing, dtype=float)
+    org = np.asarray(origin, dtype=float)
+    out = np.transpose(array, tuple(2 - perm[2 - c] for c in range(3)))
+    d, sp = d[:, list(perm)], sp[list(perm)]
+    shape_ijk = out.shape[::-1]
+    for b in range(3):
+        if flips[b]:
+            org = org + d[:, b] * sp[b] * (shape_ijk[b] - 1)
+            d[:, b] = -d[:, b]
+            out = np.flip(out, 2 - b)
+    return np.ascontiguousarray(out), tuple(sp.tolist()), tuple(org.tolist()), tuple(d.ravel().tolist())

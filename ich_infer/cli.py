@@ -1,0 +1,150 @@
+"""The ``ichseg`` command. Thin: it parses, calls the library, and turns IchsegError into one line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import IchsegError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Intracranial haemorrhage segmentation in non-contrast head CT (NIfTI in, masks out).")
+
+EXISTING_DIR = dict(exists=True, file_okay=False, dir_okay=True, readable=True, resolve_path=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ichseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")) -> None:
+    """Segment haemorrhage, evaluate against references, make phantoms, inspect preprocessing."""
+
+
+@app.command()
+def predict(
+    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .nrrd).", **EXISTING_DIR),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for masks, volumes.csv and report.json."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: bundled).",
+                                           **EXISTING_DIR),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases whose mask already exists."),
+    qc: bool = typer.Option(False, "--qc", help="Also write qc/<case>.png overlays."),
+    tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips (4x slower)."),
+) -> None:
+    """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
+    from .predict import predict_folder
+
+    try:
+        report = predict_folder(input_dir, output, weights, device, overwrite, qc, tta, echo=typer.echo)
+    except IchsegError as exc:
+        _fail(str(exc))
+    done = sum(c.status == "ok" for c in report.cases)
+    typer.echo(f"{done} segmented, {sum(c.status == 'skipped' for c in report.cases)} skipped, "
+               f"{len(report.failed)} failed -> {output / 'volumes.csv'}, {output / 'report.json'}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    pred_dir: Path = typer.Argument(..., help="Folder of predicted masks.", **EXISTING_DIR),
+    gt_dir: Path = typer.Argument(..., help="Folder of reference masks (same file names).", **EXISTING_DIR),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write per-case metrics to this CSV."),
+) -> None:
+    """Dice, RVD, NSD (0.42 mm), HD and HD95 as scored by INSTANCE 2022."""
+    from .evaluate import evaluate_folders, format_summary, rows_to_csv, summarise, write_csv
+
+    try:
+        rows, errors = evaluate_folders(pred_dir, gt_dir)
+    except IchsegError as exc:
+        _fail(str(exc))
+    if output:
+        write_csv(output, rows)
+    else:
+        typer.echo(rows_to_csv(rows), nl=False)
+    if rows:
+        typer.echo(format_summary(summarise(rows)))
+    for line in errors:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def phantom(
+    out: Path = typer.Option(..., "--out", help="Folder; writes images/, labels/ and cases.json."),
+    n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed (case i uses seed*100003+i)."),
+    matrix: int = typer.Option(512, "--matrix", min=64, help="In-plane matrix (512 = INSTANCE-like)."),
+) -> None:
+    """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
+    from training.phantom import PhantomSettings, write_dataset
+
+    try:
+        paths = write_dataset(out, n, seed, PhantomSettings(matrix=matrix))
+    except RuntimeError as exc:
+        _fail(str(exc))
+    typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")
+
+
+@app.command("preprocess")
+def preprocess_cmd(
+    input_dir: Path = typer.Argument(..., help="Folder of scans.", **EXISTING_DIR),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for <case>_brain and <case>_norm."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Take the preprocessing config from "
+                                           "this weights folder (default: bundled weights, else defaults)."),
+) -> None:
+    """Write the brain mask and the normalised image of each scan, on the scan's own grid."""
+    from .config import PreprocessConfig
+    from .io import case_id, list_images, read_image, write_image, write_mask
+    from .preprocess import preprocess
+    from .predict import DEFAULT_WEIGHTS
+    from .weights import read_manifest
+    from .config import IchConfig
+
+    folder = weights or DEFAULT_WEIGHTS
+    cfg = IchConfig.from_dict(read_manifest(folder)["config"]).preprocess \
+        if (folder / "manifest.json").is_file() else PreprocessConfig()
+    failed = 0
+    try:
+        paths = list_images(input_dir)
+    except IchsegError as exc:
+        _fail(str(exc))
+    for path in paths:
+        case = case_id(path)
+        try:
+            volume, geometry = read_image(path)
+            try:
+                pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
+            except IchsegError as exc:
+                raise IchsegError(path, exc.cause) from None
+            write_mask(output / f"{case}_brain.nii.gz", pre.brain_native, geometry)
+            write_image(output / f"{case}_norm.nii.gz", pre.to_native(pre.image[0]).astype("float32"), geometry)
+            typer.echo(f"ok    {case}: brain {pre.brain_native.sum() * geometry.voxel_volume_ml:.0f} mL")
+        except IchsegError as exc:
+            failed += 1
+            typer.secho(f"ERROR {exc}", fg=typer.colors.RED, err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m ich_infer`
+    app(prog_name="ichseg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,192 @@
+"""The product's main job: a folder of head CTs in, a folder of haemorrhage masks and reports out.
+
+``ichseg predict``, the Docker entrypoint and the training's cross-validation all call
+:func:`segment` (one volume) or :func:`predict_folder` (a batch). A bad file is reported in one line
+and the run goes on; masks are written atomically and a re-run skips finished cases.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import IchsegError
+from .io import Geometry, atomic_write_text, case_id, list_images, read_image, read_mask, write_mask
+from .postprocess import postprocess
+from .preprocess import preprocess
+from .sliding_window import predict_probabilities
+from .volumetry import abc2_ml
+from .weights import Ensemble, load_weights
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+CSV_COLUMNS = ["case", "status", "volume_ml", "abc2_ml", "abc2_error_pct", "components", "max_probability",
+               "rescued", "runtime_s", "error"]
+
+
+@dataclass
+class Segmentation:
+    mask: np.ndarray  # bool, the scan's own grid and axis order
+    probability_max: float
+    components: int
+    rescued: bool
+    volume_ml: float
+    abc2_ml: float
+
+
+@dataclass
+class CaseResult:
+    case: str
+    status: str  # "ok", "skipped" or "error"
+    volume_ml: float | None = None
+    abc2_ml: float | None = None
+    abc2_error_pct: float | None = None
+    components: int | None = None
+    max_probability: float | None = None
+    rescued: bool | None = None
+    runtime_s: float | None = None
+    error: str = ""
+    output: str = ""
+
+
+@dataclass
+class RunReport:
+    cases: list[CaseResult] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [c for c in self.cases if c.status == "error"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise IchsegError(None, f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: torch.device | str = "cpu",
+            tta: bool = False) -> Segmentation:
+    """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid."""
+    cfg = ensemble.config
+    pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
+    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta)
+    prob_native = pre.to_native(prob)
+    mask, info = postprocess(prob_native, pre.brain_native, cfg.inference)
+    canonical = pre.orientation.to_canonical(mask)
+    spacing = pre.orientation.spacing(geometry.spacing)
+    volume_ml = float(mask.sum()) * geometry.voxel_volume_ml
+    return Segmentation(mask, float(prob_native[pre.brain_native].max()) if pre.brain_native.any() else 0.0,
+                        max(info.components_before - info.components_removed, int(mask.any())), info.rescued,
+                        volume_ml, abc2_ml(canonical, spacing))
+
+
+def _volume_row(result: CaseResult) -> dict:
+    row = asdict(result)
+    return {k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS}
+
+
+def write_tables(out_dir: Path, report: RunReport) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in report.cases:
+        writer.writerow(_volume_row(result))
+    atomic_write_text(out_dir / "volumes.csv", buffer.getvalue())
+    payload = {**report.meta, "cases": [asdict(c) for c in report.cases]}
+    atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str | Path | None = None,
+                   device: str = "auto", overwrite: bool = False, qc: bool = False, tta: bool = False,
+                   echo: Callable[[str], None] = print) -> RunReport:
+    """Segment every image in ``input_dir`` into ``output_dir`` (same file names)."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    ensemble = load_weights(weights or DEFAULT_WEIGHTS, torch_device)
+    inputs = list_images(input_dir)
+    if not inputs:
+        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.nrrd images")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = RunReport(meta={
+        "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "device": str(torch_device), "weights": str(Path(weights or DEFAULT_WEIGHTS).resolve()),
+        "weights_sha256": ensemble.sha256, "training": ensemble.manifest.get("training", {}),
+        "config": ensemble.config.to_dict(), "tta": tta, "input": str(input_dir.resolve()),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    for path in inputs:
+        case = case_id(path)
+        target = output_dir / path.name
+        if target.exists() and not overwrite:
+            result = _skipped(case, target)
+        else:
+            result = _predict_one(path, target, ensemble, torch_device, tta, qc, output_dir)
+        report.cases.append(result)
+        echo(_summary_line(result))
+        write_tables(output_dir, report)  # after every case: an interrupted run keeps its table
+    report.meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report.meta["total_s"] = round(time.perf_counter() - started, 2)
+    write_tables(output_dir, report)
+    return report
+
+
+def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.device, tta: bool, qc: bool,
+                 output_dir: Path) -> CaseResult:
+    case = case_id(path)
+    tic = time.perf_counter()
+    try:
+        volume, geometry = read_image(path)
+        try:
+            seg = segment(volume, geometry, ensemble, device, tta)
+        except IchsegError as exc:  # preprocessing errors do not know the file name
+            raise IchsegError(path, exc.cause) from None
+        write_mask(target, seg.mask, geometry)
+        if qc:
+            from .orientation import reorientation
+            from .qc import write_qc
+
+            orient = reorientation(geometry.direction)
+            write_qc(output_dir / "qc" / f"{case}.png", orient.to_canonical(volume),
+                     orient.to_canonical(seg.mask), orient.spacing(geometry.spacing))
+    except IchsegError as exc:
+        return CaseResult(case, "error", error=str(exc), runtime_s=round(time.perf_counter() - tic, 2))
+    except Exception as exc:  # noqa: BLE001 - one broken case must not stop the batch
+        return CaseResult(case, "error", error=f"{path}: unexpected {type(exc).__name__}: {exc}",
+                          runtime_s=round(time.perf_counter() - tic, 2))
+    error = 100.0 * (seg.abc2_ml - seg.volume_ml) / seg.volume_ml if seg.volume_ml > 0 else None
+    return CaseResult(case, "ok", round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
+                      None if error is None else round(error, 1), seg.components, round(seg.probability_max, 4),
+                      seg.rescued, round(time.perf_counter() - tic, 2), output=str(target))
+
+
+def _skipped(case: str, target: Path) -> CaseResult:
+    try:
+        mask, geometry = read_mask(target)
+        return CaseResult(case, "skipped", volume_ml=round(float(mask.sum()) * geometry.voxel_volume_ml, 3),
+                          output=str(target))
+    except IchsegError as exc:
+        return CaseResult(case, "error", error=f"existing output unreadable, use --overwrite: {exc}")
+
+
+def _summary_line(result: CaseResult) -> str:
+    if result.status == "error":
+        return f"ERROR {result.error}"
+    if result.status == "skipped":
+        return f"skip  {result.case}: output exists ({result.volume_ml} mL); --overwrite to redo"
+    rescue = " (never-empty rule)" if result.rescued else ""
+    return (f"ok    {result.case}: {result.volume_ml:.2f} mL in {result.components} component(s){rescue}, "
+            f"ABC/2 {result.abc2_ml:.2f} mL, {result.runtime_s:.1f} s")

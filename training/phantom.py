@@ -1,0 +1,470 @@
+"""Synthetic head-CT phantoms with labelled intracranial haemorrhage, built on real brain anatomy.
+
+The brain is the MNI ICBM152 2009a grey/white-matter template that ``nilearn`` ships (real gyri,
+sulci, ventricles, basal ganglia, cerebellum). Around it each case gets its own skull (cortical
+tables and diploe of varying thickness, skull base, orbits, sinus and mastoid air), scalp with
+subcutaneous fat, a plastic head holder that may touch the scalp through a pad, a falx, tissue
+texture, haemorrhages of the five subtypes, a random head pose and smooth elastic deformation, and
+an INSTANCE-like acquisition: 512 x 512 at 0.40-0.50 mm, 5 mm slices averaged from a finer grid,
+correlated noise, and a stored orientation that may be flipped, permuted or oblique.
+
+Everything is in Hounsfield units; the head is composed on a 1 mm grid in template (RAS, mm)
+space and sampled onto the scan grid. Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ich_infer.io import Geometry, write_image
+from ich_infer.orientation import reindex
+
+SUBTYPES = ("IPH", "SDH", "EDH", "IVH", "SAH")
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+PAD_MM = 40  # room around the template for skull, scalp and holder
+GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
+
+
+@dataclass(frozen=True)
+class PhantomSettings:
+    matrix: int = 512
+    inplane_mm: tuple[float, float] = (0.40, 0.50)
+    slice_mm: float = 5.0
+    max_slices: int = 70
+    lesion_free_fraction: float = 0.12
+    noise_hu: tuple[float, float] = (3.0, 8.0)
+    oriented_fraction: float = 0.5  # share of cases stored flipped/permuted/oblique
+
+
+@dataclass
+class Phantom:
+    image: np.ndarray  # (k, j, i) int16 HU
+    label: np.ndarray  # (k, j, i) uint8 0/1
+    geometry: Geometry
+    lesions: list[dict] = field(default_factory=list)
+    truth: dict[str, np.ndarray] = field(default_factory=dict)  # tissue masks on the scan grid
+
+
+# ----------------------------------------------------------------------------------------- template
+@dataclass(frozen=True)
+class Template:
+    gm: np.ndarray  # (x, y, z) probabilities on a padded GRID_MM RAS grid
+    wm: np.ndarray
+    ics: np.ndarray  # intracranial space (bool)
+    d_out: np.ndarray  # mm from the intracranial space, outside it
+    d_in: np.ndarray  # mm to the intracranial boundary, inside it
+    origin: np.ndarray  # RAS mm of voxel (0, 0, 0)
+    top_z: float  # vertex of the intracranial space (RAS z, mm)
+    bottom_z: float
+
+
+@lru_cache(maxsize=1)
+def load_template() -> Template:
+    """MNI templates from the installed nilearn wheel, with the derived intracranial space."""
+    try:
+        import nibabel as nib
+        import nilearn
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("the phantom generator needs nilearn: pip install 'ichseg[phantom]'") from exc
+    data = Path(nilearn.__file__).parent / "datasets" / "data"
+    maps = {}
+    for name in ("gm", "wm"):
+        img = nib.load(str(data / f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"))
+        maps[name] = np.pad(np.asarray(img.dataobj, dtype=np.float32) / 255.0, PAD_MM)
+        affine = img.affine
+    # Intracranial space: the brain smoothed over its sulci (on the 1 mm source) plus 2 mm of CSF.
+    brain = np.clip(maps["gm"] + maps["wm"], 0, 1)
+    ics = ndi.binary_fill_holes(ndi.gaussian_filter(brain, 2.0) > 0.2).astype(np.float32)
+    factor = 1.0 / GRID_MM
+    gm, wm, ics = (ndi.zoom(v, factor, order=1, grid_mode=True, mode="nearest") for v in (maps["gm"], maps["wm"], ics))
+    origin = affine[:3, 3] - PAD_MM + (GRID_MM - 1) / 2  # centre of the first coarse voxel
+    d_out = ndi.distance_transform_edt(ics < 0.5, sampling=GRID_MM).astype(np.float32)
+    ics = d_out <= 2.0
+    d_out = np.maximum(d_out - 2.0, 0)
+    d_in = ndi.distance_transform_edt(ics, sampling=GRID_MM).astype(np.float32)
+    zs = np.nonzero(ics.any(axis=(0, 1)))[0]
+    return Template(gm, wm, ics, d_out, d_in, origin,
+                    float(origin[2] + zs[-1] * GRID_MM), float(origin[2] + zs[0] * GRID_MM))
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], scale_mm: float) -> np.ndarray:
+    """Zero-mean, unit-std random field correlated over ``scale_mm`` on the head grid."""
+    coarse = tuple(max(2, int(np.ceil(s * GRID_MM / scale_mm)) + 2) for s in shape)
+    noise = rng.standard_normal(coarse).astype(np.float32)
+    field_ = ndi.zoom(noise, [s / c for s, c in zip(shape, coarse)], order=1, grid_mode=True, mode="nearest")
+    field_ = field_[tuple(slice(0, s) for s in shape)]
+    return (field_ - field_.mean()) / (field_.std() + 1e-6)
+
+
+class FieldBank:
+    """Per-case smooth random fields, one per scale, reused with random shifts and signs.
+
+    Upsampling a fresh field over the 20 M-voxel head grid costs ~0.7 s; shifted copies of one field
+    per scale are independent enough for texture and thickness variation and cost a memory copy.
+    """
+
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...]):
+        self.rng, self.shape, self._fields = rng, shape, {}
+
+    def __call__(self, scale_mm: float) -> np.ndarray:
+        if scale_mm not in self._fields:
+            self._fields[scale_mm] = _smooth_field(self.rng, self.shape, scale_mm)
+        shifts = tuple(int(v) for v in self.rng.integers(0, 200, size=3))
+        return np.roll(self._fields[scale_mm], shifts, axis=(0, 1, 2)) * self.rng.choice([-1.0, 1.0])
+
+
+def _coords(t: Template) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RAS mm coordinates of the grid as broadcastable open grids."""
+    nx, ny, nz = t.gm.shape
+    return (np.float32(t.origin[0]) + GRID_MM * np.arange(nx, dtype=np.float32)[:, None, None],
+            np.float32(t.origin[1]) + GRID_MM * np.arange(ny, dtype=np.float32)[None, :, None],
+            np.float32(t.origin[2]) + GRID_MM * np.arange(nz, dtype=np.float32)[None, None, :])
+
+
+def _ellipsoid(x, y, z, centre, radii) -> np.ndarray:
+    return ((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2
+
+
+# --------------------------------------------------------------------------------------------- anatomy
+def compose_head(rng: np.random.Generator, t: Template, fields: FieldBank) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """HU volume of one head (without lesions) on the template grid, and its tissue masks."""
+    x, y, z = _coords(t)
+    gm_hu, wm_hu, csf_hu = rng.uniform(35, 45), rng.uniform(22, 32), rng.uniform(2, 12)
+    gm_hu = max(gm_hu, wm_hu + 6)  # grey matter is denser than white matter in every real scan
+    brain_p = np.clip(t.gm + t.wm, 0, 1)
+    csf_p = np.where(t.ics, 1.0 - brain_p, 0.0)
+    texture = 1.5 * fields(6.0) + 1.0 * fields(2.0)
+    hu = np.full(t.gm.shape, -1000.0, dtype=np.float32)
+    hu = np.where(t.ics, t.gm * gm_hu + t.wm * wm_hu + csf_p * csf_hu + texture * brain_p, hu)
+
+    # Falx cerebri: a dense dural sheet in the interhemispheric fissure above the corpus callosum.
+    falx = t.ics & (np.abs(x) < rng.uniform(0.6, 1.2)) & (z > rng.uniform(15, 25)) & (t.d_in < 45)
+    hu = np.where(falx & (csf_p > 0.3), rng.uniform(45, 75), hu)
+
+    # Skull: inner and outer cortical tables around diploe, thickness varying 3-10 mm.
+    thick = np.clip(rng.uniform(4.5, 7.5) + 1.5 * fields(25.0), 3.0, 10.0)
+    lateral = np.clip((np.abs(x) - 45) / 20, 0, 1) * np.clip((z + 10) / 30, 0, 1) * (np.abs(y + 10) < 40)
+    thick = np.maximum(thick - 2.0 * lateral, 3.0)  # thin squamous temporal bone
+    skull = (t.d_out > 0) & (t.d_out <= thick)
+    table = rng.uniform(1.2, 2.0)
+    cortical = skull & ((t.d_out <= table) | (t.d_out > thick - table))
+    bone_hu = rng.uniform(1000, 1600) + 150 * fields(10.0)
+    diploe_hu = rng.uniform(350, 650) + 80 * fields(2.0)
+    hu = np.where(skull, np.where(cortical, np.clip(bone_hu, 800, 1800), np.clip(diploe_hu, 300, 700)), hu)
+
+    # Face and neck below the brain: soft tissue, skull base bone, orbits, sinuses, mastoid air.
+    base_z = t.bottom_z + rng.uniform(35, 50)  # roughly the floor of the middle cranial fossa
+    neck = (_ellipsoid(x, y, z, (0, 5, t.bottom_z), (rng.uniform(55, 65), rng.uniform(70, 80), 90)) < 1) \
+        & (z < base_z) & ~t.ics
+    base_bone = neck & (t.d_out < rng.uniform(8, 14)) & ~skull
+    hu = np.where(neck & ~skull, 40 + 4 * texture, hu)
+    hu = np.where(base_bone, np.clip(diploe_hu + 300, 300, 1500), hu)
+    for side in (-1, 1):
+        eye = (side * rng.uniform(30, 34), rng.uniform(50, 56), t.bottom_z + rng.uniform(32, 40))
+        orbit = _ellipsoid(x, y, z, eye, (17, 16, 15)) < 1
+        hu = np.where(orbit & ~t.ics, rng.uniform(-100, -60), hu)
+        hu = np.where((_ellipsoid(x, y, z, eye, (12, 12, 12)) < 1) & ~t.ics, rng.uniform(5, 15), hu)
+        mastoid = (_ellipsoid(x, y, z, (side * rng.uniform(52, 58), -28, t.bottom_z + rng.uniform(28, 36)),
+                              (9, 9, 9)) < 1) & ~t.ics
+        hu = np.where(mastoid & (fields(2.0) > -0.3), -900.0, hu)
+        maxillary = (_ellipsoid(x, y, z, (side * 28, 40, eye[2] - 30), (13, 16, 15)) < 1) & ~t.ics
+        hu = np.where(maxillary, -950.0, hu)
+    frontal_sinus = (_ellipsoid(x, y, z, (0, 68, t.bottom_z + rng.uniform(55, 70)),
+                                (rng.uniform(8, 16), 6, rng.uniform(6, 12))) < 1) & (skull | (t.d_out < 12)) & ~t.ics
+    hu = np.where(frontal_sinus, -950.0, hu)
+    bone = skull | base_bone
+
+    # Scalp: skin and muscle 20-60 HU around a subcutaneous fat layer (-100..-50), 3-8 mm.
+    scalp_w = np.clip(rng.uniform(4, 7) + 1.5 * fields(25.0), 3.0, 9.0)
+    scalp = (t.d_out > thick) & (t.d_out <= thick + scalp_w)
+    head = t.ics | bone | scalp | neck
+    head = ndi.binary_fill_holes(head)
+    fat = scalp & (t.d_out > thick + 0.3 * scalp_w) & (t.d_out < thick + 0.7 * scalp_w)  # galea / skin around it
+    hu = np.where(scalp & ~neck, np.where(fat, rng.uniform(-100, -60), rng.uniform(30, 55)) + 3 * texture, hu)
+    hu = np.where(head & (hu <= -999), 40.0, hu)  # any gap closed by the hole filling is soft tissue
+
+    holder = _head_holder(rng, t, head, x, y, z)
+    hu = np.where(holder & ~head, rng.uniform(-200, 200), hu)
+    masks = {"intracranial": t.ics, "bone": bone, "head": head, "holder": holder & ~head}
+    return hu, masks
+
+
+def _head_holder(rng, t: Template, head: np.ndarray, x, y, z) -> np.ndarray:
+    """A curved plastic cradle behind and beside the head, sometimes joined to it by a thin pad."""
+    ys = np.nonzero(head.any(axis=(0, 2)))[0]
+    centre_y = t.origin[1] + GRID_MM * (ys[0] + ys[-1]) / 2
+    half_width = GRID_MM * float(np.ptp(np.nonzero(head.any(axis=(1, 2)))[0])) / 2
+    radius = max(half_width, GRID_MM * (ys[-1] - ys[0]) / 2) + rng.uniform(6, 20)
+    r = np.sqrt(x**2 + (y - centre_y) ** 2)
+    angle = np.degrees(np.arctan2(x, -(y - centre_y)))  # 0 deg = straight posterior
+    thickness = rng.uniform(3, 7)
+    shell = (r > radius) & (r < radius + thickness) & (np.abs(angle) < rng.uniform(70, 115))
+    shell = shell & (z < t.top_z - rng.uniform(10, 60))
+    if rng.random() < 0.5:  # a pad bridging holder and scalp behind the head
+        pad_z = t.bottom_z + rng.uniform(40, 90)
+        pad = (np.abs(x - rng.uniform(-15, 15)) < rng.uniform(2, 4)) & (y < centre_y) \
+            & (np.abs(z - pad_z) < rng.uniform(5, 15)) & (r < radius + thickness) & ~head
+        shell |= pad & (r > radius - 40)
+    return shell
+
+
+# -------------------------------------------------------------------------------------------- lesions
+def _blob(rng, x, y, z, centre, radius) -> np.ndarray:
+    """Irregular lesion fraction 0..1 around ``centre`` with a ~1 mm soft edge."""
+    radii = radius * rng.uniform(0.7, 1.3, size=3)
+    radii *= radius / np.cbrt(np.prod(radii))  # keep the nominal volume
+    dist = np.sqrt(_ellipsoid(x, y, z, centre, radii))
+    wobble = _smooth_field(rng, dist.shape, max(2.0, radius / 2.5))
+    edge = (1.0 - dist + 0.25 * wobble) * radius
+    return np.clip(edge + 0.5, 0, 1)
+
+
+def add_lesions(rng: np.random.Generator, t: Template, hu: np.ndarray, fields: FieldBank,
+                settings: PhantomSettings) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Paint haemorrhages into ``hu``; returns the new HU, the blood fraction and their descriptions."""
+    blood = np.zeros(hu.shape, dtype=np.float32)
+    lesions: list[dict] = []
+    if rng.random() < settings.lesion_free_fraction:
+        return hu, blood, lesions
+    n = rng.choice([1, 1, 1, 2, 2, 3])
+    kinds = rng.choice(SUBTYPES, size=n, p=[0.4, 0.2, 0.12, 0.13, 0.15])
+    for kind in kinds:
+        painter = {"IPH": _iph, "SDH": _extra_axial, "EDH": _extra_axial, "IVH": _ivh, "SAH": _sah}[kind]
+        fraction, blood_hu, extra = painter(rng, t, kind)
+        fraction = np.where(t.ics, fraction, 0).astype(np.float32)
+        if fraction.sum() * GRID_MM**3 < 150:  # < 0.15 mL: too small to label at 5 mm slices
+            continue
+        hu = hu * (1 - fraction) + fraction * (blood_hu + 3 * fields(2.0))
+        if "oedema" in extra:
+            rim = extra.pop("oedema")
+            hu = hu * (1 - rim) + rim * rng.uniform(15, 25)
+        blood = np.maximum(blood, fraction)
+        lesions.append({"type": str(kind),
+                        "hu": round(float(blood_hu), 1), **extra})
+    return hu.astype(np.float32), blood, lesions
+
+
+def _iph(rng, t: Template, kind: str):
+    x, y, z = _coords(t)
+    volume_ml = float(np.exp(rng.uniform(np.log(0.3), np.log(90))))
+    radius = np.cbrt(3 * volume_ml * 1000 / (4 * np.pi))
+    parenchyma = np.argwhere((t.gm + t.wm > 0.8) & (t.d_in > min(radius * 0.6, 25) + 3))
+    if len(parenchyma) == 0:
+        parenchyma = np.argwhere(t.gm + t.wm > 0.8)
+    centre_idx = parenchyma[rng.integers(len(parenchyma))]
+    centre = t.origin + GRID_MM * centre_idx
+    reach = int(np.ceil((radius * 1.8 + 8) / GRID_MM))
+    box = tuple(slice(max(0, c - reach), min(n, c + reach + 1)) for c, n in zip(centre_idx, t.gm.shape))
+    fraction = np.zeros(t.gm.shape, np.float32)
+    fraction[box] = _blob(rng, x[box[0]], y[:, box[1]], z[:, :, box[2]], centre, radius)
+    extra = {"centre_ras_mm": [round(float(c), 1) for c in centre]}
+    if rng.random() < 0.7:  # perilesional oedema, hypodense and unlabelled
+        width = rng.uniform(2, 6)
+        inner = fraction[box]
+        near = ndi.distance_transform_edt(inner < 0.5)
+        oedema = np.zeros_like(fraction)
+        oedema[box] = np.clip((width - near) / width, 0, 1) * (inner < 0.5) * 0.8
+        extra["oedema"] = oedema
+    return fraction, rng.uniform(55, 90), extra
+
+
+def _direction(rng, lateral_bias: float) -> np.ndarray:
+    v = rng.standard_normal(3)
+    v[0] = np.sign(v[0] or 1) * (abs(v[0]) + lateral_bias)
+    v[2] = abs(v[2]) * 0.6
+    return v / np.linalg.norm(v)
+
+
+def _extra_axial(rng, t: Template, kind: str):
+    """Subdural crescent or epidural lens along the inner table over a convexity."""
+    x, y, z = _coords(t)
+    centre = np.array([0.0, -15.0, 10.0])
+    rel = np.stack(np.broadcast_arrays(x - centre[0], y - centre[1], z - centre[2]))
+    norm = np.sqrt((rel**2).sum(0)) + 1e-6
+    axis = _direction(rng, 1.5)
+    angle = np.degrees(np.arccos(np.clip(np.tensordot(axis, rel, axes=1) / norm, -1, 1)))
+    if kind == "SDH":
+        span, peak = rng.uniform(30, 60), rng.uniform(3, 20)
+        profile = peak * np.clip(1 - (angle / span) ** 4, 0, 1)  # crescent: flat, tapering at the ends
+    else:
+        span, peak = rng.uniform(18, 32), rng.uniform(8, 25)
+        profile = peak * np.clip(1 - (angle / span) ** 2, 0, 1)  # lens: thickest in the middle
+    fraction = np.clip(profile - t.d_in + 0.5, 0, 1) * (profile > 0)
+    fraction *= (z > t.bottom_z + 40)  # over the convexity, not in the posterior fossa
+    return fraction.astype(np.float32), rng.uniform(55, 85), {"span_deg": round(float(span), 1),
+                                                               "thickness_mm": round(float(peak), 1)}
+
+
+def _ivh(rng, t: Template, kind: str):
+    """Blood layering in the dependent (posterior, patient supine) part of the lateral ventricles."""
+    x, y, z = _coords(t)
+    brain_p = t.gm + t.wm
+    ventricle = t.ics & (brain_p < 0.5) & (t.d_in > 14) & (np.abs(x) < 30) & (z > t.bottom_z + 50)
+    ventricle = ndi.binary_opening(ventricle)
+    side = rng.choice([-1, 1, 0])
+    if side:
+        ventricle &= (x * side > 0)
+    ys = np.nonzero(ventricle.any(axis=(0, 2)))[0]
+    if len(ys) == 0:
+        return np.zeros(t.gm.shape, np.float32), 60.0, {}
+    level = t.origin[1] + GRID_MM * (ys[0] + rng.uniform(0.15, 0.5) * (ys[-1] - ys[0]))
+    fraction = ventricle * np.clip(level - y + 0.5, 0, 1) * np.clip(1 - brain_p, 0, 1)
+    return ndi.gaussian_filter(fraction.astype(np.float32), 0.5), rng.uniform(45, 80), {}
+
+
+def _sah(rng, t: Template, kind: str):
+    """Thin blood in the sulci and basal cisterns of a region."""
+    x, y, z = _coords(t)
+    csf = t.ics & (t.gm + t.wm < 0.6)
+    if rng.random() < 0.5:  # basal cisterns
+        centre = np.array([rng.uniform(-10, 10), rng.uniform(-10, 10), t.bottom_z + rng.uniform(55, 65)])
+    else:  # a convexity
+        cand = np.argwhere(csf & (t.d_in < 8) & (t.d_in > 1))
+        centre = t.origin + GRID_MM * cand[rng.integers(len(cand))]
+    region = np.sqrt(_ellipsoid(x, y, z, centre, [rng.uniform(20, 40)] * 3)) < 1
+    fraction = csf * region * np.clip(1 - (t.gm + t.wm), 0, 1) * rng.uniform(0.85, 1.0)
+    return fraction.astype(np.float32), rng.uniform(45, 75), {"centre_ras_mm": [round(float(c), 1) for c in centre]}
+
+
+# ----------------------------------------------------------------------------------------- acquisition
+def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rot_z @ rot_y @ rot_x
+
+
+def acquire(rng: np.random.Generator, t: Template, volumes: dict[str, np.ndarray], settings: PhantomSettings,
+            orders: dict[str, int]) -> tuple[dict[str, np.ndarray], Geometry]:
+    """Sample template-space volumes onto a CT grid: pose, elastic warp, 5 mm slices, stored orientation."""
+    spacing_xy = rng.uniform(*settings.inplane_mm) if settings.matrix >= 400 else \
+        rng.uniform(*settings.inplane_mm) * 512 / settings.matrix
+    n_xy = settings.matrix
+    gantry = np.radians(rng.uniform(-15, 15)) if rng.random() < 0.3 else 0.0
+    d_acq = LPS_FROM_RAS @ _rotation(gantry, 0, 0) @ LPS_FROM_RAS  # gantry tilt about left-right
+    # Slab from the skull base (or higher: partial coverage) to above the vertex.
+    z_low = t.bottom_z + rng.uniform(5, 45)
+    z_high = t.top_z + rng.uniform(12, 25)
+    n_z = int(np.clip(np.ceil((z_high - z_low) / settings.slice_mm), 20, settings.max_slices))
+    spacing = np.array([spacing_xy, spacing_xy, settings.slice_mm])
+    centre_lps = np.array([rng.uniform(-8, 8), rng.uniform(-8, 8) + 10, (z_low + z_high) / 2])
+    index_centre = (np.array([n_xy, n_xy, n_z]) - 1) / 2
+    origin = centre_lps - d_acq @ (spacing * index_centre)
+    pose = _rotation(*np.radians(rng.uniform(-8, 8, size=3)))
+    scale = rng.uniform(0.84, 0.94) * rng.uniform(0.96, 1.04, size=3)  # MNI brains are large
+    shift = rng.uniform(-5, 5, size=3)
+
+    # Map a coarse copy of the scan grid to template indices, then interpolate the map (it is smooth).
+    sub = 8
+    ci = np.arange(0, n_xy + sub, sub, dtype=np.float64)
+    ck = np.arange(n_z + 1, dtype=np.float64)
+    kk, jj, ii = np.meshgrid(ck, ci, ci, indexing="ij")
+    idx = np.stack([ii, jj, kk], axis=-1) * spacing
+    lps = origin + idx @ d_acq.T
+    ras = lps @ LPS_FROM_RAS.T
+    head = ((ras - shift) @ pose) / scale  # inverse pose: scan space -> head space
+    warp = np.stack([_smooth_field(rng, (6, 6, 6), 1.0) for _ in range(3)], axis=-1) * rng.uniform(1.5, 4.0)
+    rel = (head - head.min(axis=(0, 1, 2))) / (np.ptp(head, axis=(0, 1, 2)) + 1e-6) * 5
+    disp = np.stack([ndi.map_coordinates(warp[..., a], rel.reshape(-1, 3).T, order=1).reshape(head.shape[:3])
+                     for a in range(3)], axis=-1)
+    tmpl_idx = ((head + disp - t.origin) / GRID_MM).astype(np.float32)  # (k, j, i, 3) head-grid indices
+
+    # Sampling at half the in-plane resolution (the source is 1 mm), then linear upsampling. The slice
+    # thickness is a 5 mm box average along head z applied before sampling (tilts are small).
+    half = max(1, n_xy // 2) if n_xy >= 400 else n_xy
+    step = n_xy / half
+    fine_xy = (np.arange(half) * step + (step - 1) / 2) / sub  # centres of the half-resolution pixels
+    fk, fj, fi = np.meshgrid(np.arange(n_z, dtype=np.float64), fine_xy, fine_xy, indexing="ij")
+    coords = np.stack([ndi.map_coordinates(tmpl_idx[..., a], [fk.ravel(), fj.ravel(), fi.ravel()], order=1)
+                       for a in range(3)])
+    out = {}
+    for name, vol in volumes.items():
+        vol = ndi.uniform_filter1d(vol, max(1, int(round(settings.slice_mm * scale[2] / GRID_MM))), axis=2)
+        sampled = ndi.map_coordinates(vol, coords, order=orders.get(name, 1), mode="constant",
+                                      cval=-1000.0 if name == "hu" else 0.0, prefilter=False)
+        sampled = sampled.reshape(n_z, half, half)
+        if half != n_xy:
+            sampled = ndi.zoom(sampled, (1, n_xy / half, n_xy / half), order=1, grid_mode=True, mode="nearest")
+        out[name] = sampled.astype(np.float32)
+    geometry = Geometry((n_xy, n_xy, n_z), tuple(spacing.tolist()), tuple(origin.tolist()),
+                        tuple(d_acq.ravel().tolist()))
+    return out, geometry
+
+
+def add_noise(rng: np.random.Generator, hu: np.ndarray, sigma_range: tuple[float, float]) -> np.ndarray:
+    """CT noise of std 3-8 HU, correlated over 1-2 voxels in-plane."""
+    sigma = rng.uniform(*sigma_range)
+    corr = rng.uniform(0.5, 1.0)
+    noise = ndi.gaussian_filter(rng.standard_normal(hu.shape).astype(np.float32), (0, corr, corr))
+    noise *= sigma / (noise.std() + 1e-6)
+    return hu + noise
+
+
+# ------------------------------------------------------------------------------------------------- API
+def generate(seed: int, settings: PhantomSettings = PhantomSettings(), with_truth: bool = False) -> Phantom:
+    """One phantom case; identical output for identical ``seed`` and ``settings``."""
+    rng = np.random.default_rng(seed)
+    t = load_template()
+    fields = FieldBank(rng, t.gm.shape)
+    hu, masks = compose_head(rng, t, fields)
+    hu, blood, lesions = add_lesions(rng, t, hu, fields, settings)
+    volumes = {"hu": hu, "blood": blood}
+    orders = {"hu": 1, "blood": 1}
+    if with_truth:
+        for name, mask in masks.items():
+            volumes[name] = mask.astype(np.float32)
+    sampled, geometry = acquire(rng, t, volumes, settings, orders)
+    image = add_noise(rng, sampled.pop("hu"), settings.noise_hu)
+    image = np.clip(np.round(image), -1024, 3071).astype(np.int16)
+    label = (sampled.pop("blood") >= 0.5).astype(np.uint8)
+    truth = {name: vol >= 0.5 for name, vol in sampled.items()}
+    image, label, truth, geometry = _store_orientation(rng, image, label, truth, geometry, settings)
+    voxel_ml = float(np.prod(geometry.spacing)) / 1000
+    return Phantom(image, label, geometry,
+                   lesions=[*lesions, {"total_label_ml": round(float(label.sum()) * voxel_ml, 3)}] if lesions
+                   else [{"total_label_ml": 0.0}],
+                   truth=truth)
+
+
+def _store_orientation(rng, image, label, truth, geometry: Geometry, settings: PhantomSettings):
+    """Re-store the same voxels as RAS-flipped, permuted or as acquired (positions never change)."""
+    if rng.random() >= settings.oriented_fraction:
+        return image, label, truth, geometry
+    perm = (0, 1, 2) if rng.random() < 0.7 else tuple(int(p) for p in rng.permutation(3))
+    flips = tuple(bool(f) for f in rng.random(3) < 0.5)
+    args = (geometry.spacing, geometry.origin, geometry.direction, perm, flips)
+    image, spacing, origin, direction = reindex(image, *args)
+    label = reindex(label, *args)[0]
+    truth = {k: reindex(v, *args)[0] for k, v in truth.items()}
+    return image, label, truth, Geometry(tuple(image.shape[::-1]), spacing, origin, direction)
+
+
+def write_dataset(out: str | Path, n: int, seed: int = 0, settings: PhantomSettings = PhantomSettings(),
+                  prefix: str = "phantom") -> list[Path]:
+    """``out/images/<id>.nii.gz`` (int16 HU), ``out/labels/<id>.nii.gz`` (uint8) and ``out/cases.json``.
+
+    Case ``i`` uses seed ``seed * 100003 + i``, so any case can be regenerated alone.
+    """
+    out = Path(out)
+    written, catalogue = [], {}
+    for i in range(n):
+        case_seed = seed * 100003 + i
+        case = f"{prefix}_{seed:03d}_{i:04d}"
+        image_path = out / "images" / f"{case}.nii.gz"
+        phantom = generate(case_seed, settings)
+        write_image(image_path, phantom.image, phantom.geometry)
+        write_image(out / "labels" / f"{case}.nii.gz", phantom.label, phantom.geometry)
+        catalogue[case] = {"seed": case_seed, "lesions": phantom.lesions,
+                           "size": list(phantom.geometry.size), "spacing": list(phantom.geometry.spacing)}
+        written.append(image_path)
+    from ich_infer.io import atomic_write_text
+
+    atomic_write_text(out / "cases.json", json.dumps(catalogue, indent=1) + "\n")
+    return written
