@@ -25,6 +25,9 @@ class PreprocessConfig:
     brain_low_hu: float = 0.0
     brain_high_hu: float = 100.0
     brain_opening_mm: float = 3.0
+    # Blood against the inner table shares its voxels with bone at 5 mm slices: the mask grows by one
+    # in-plane voxel into neighbours below this value, so extra-axial haematomas keep their rim.
+    rim_high_hu: float = 200.0
     slice_rule: bool = True  # Slice_max rule and mask propagation below it
     propagation_allowance_mm: float = 2.0
     # Normalisation: "brain" = paper (statistics over brain voxels), "volume" = authors' code

@@ -7,8 +7,10 @@ untouched, because a mask that is off by a rounding of the direction cosines is 
 
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
             header = nib.load(str(path)).header.copy()
         except Exception as exc:  # noqa: BLE001 - any nibabel failure means the header is unusable
             raise IchsegError(path, f"unreadable NIfTI header ({_first_line(exc)})") from None
+        _check_nifti_complete(path, header)
     return array, Geometry.of(image, header)
 
 
@@ -152,6 +155,24 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         handle.write(text)
     os.replace(tmp, path)
     return path
+
+
+def _check_nifti_complete(path: Path, header: Any) -> None:
+    """ITK fills a truncated NIfTI with zeros without a word; count the bytes (and gzip CRC) instead."""
+    offset = max(int(header["vox_offset"]), int(getattr(header, "single_vox_offset", 352)))
+    expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+    if str(path).lower().endswith(".gz"):
+        size = 0
+        try:
+            with gzip.open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    size += len(chunk)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise IchsegError(path, f"compressed data is truncated or corrupt ({_first_line(exc)})") from None
+    else:
+        size = path.stat().st_size
+    if size < expected:
+        raise IchsegError(path, f"truncated: {size} bytes of voxel data and header, {expected} expected")
 
 
 def _is_nifti(path: Path | str) -> bool:

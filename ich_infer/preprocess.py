@@ -151,13 +151,23 @@ def skull_strip(volume: np.ndarray, spacing: tuple[float, float, float],
     brain = _fill_slices(brain)
     if cfg.slice_rule:
         brain = _slice_max_rule(brain, small_spacing, cfg.propagation_allowance_mm)
-    # Refine at full resolution: tissue voxels under the coarse mask, plus a rim of one coarse
-    # voxel that the block vote may have shaved off.
+    # Refine at full resolution on the raw values (smoothing would pull bone-edge voxels into the
+    # window): tissue voxels under the coarse mask, plus a rim of one coarse voxel that the block
+    # vote may have shaved off.
+    tissue = (volume > cfg.brain_low_hu) & (volume < cfg.brain_high_hu)
     full = _block_expand(brain, f, tissue.shape) & tissue
     if f > 1:
         rim = ndi.binary_dilation(full, structure=ellipsoid(f * max(spacing[1], spacing[2]), spacing))
         full |= rim & tissue & _block_expand(ndi.binary_dilation(brain, structure=SLICE_2D), f, tissue.shape)
-    return _fill_slices(largest_component(full))
+    full = _fill_slices(largest_component(full))
+    # Rim: ~1.5 mm in-plane (8-connected) into voxels that are not bone (raw HU: bone must not leak in).
+    steps = max(1, int(round(1.5 / min(spacing[1], spacing[2]))))
+    square = np.zeros((3, 3, 3), dtype=bool)
+    square[1] = True
+    near = ndi.binary_dilation(full, structure=square, iterations=steps)
+    full |= near & (volume > cfg.brain_low_hu)
+    # Hole filling also swallows bone that a slice cuts tangentially (vertex, skull base): drop it.
+    return full & (volume < cfg.rim_high_hu)
 
 
 def _slice_max_rule(brain: np.ndarray, spacing: tuple[float, float, float], allowance_mm: float) -> np.ndarray:

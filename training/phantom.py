@@ -191,7 +191,8 @@ def compose_head(rng: np.random.Generator, t: Template, fields: FieldBank) -> tu
 
     holder = _head_holder(rng, t, head, x, y, z)
     hu = np.where(holder & ~head, rng.uniform(-200, 200), hu)
-    masks = {"intracranial": t.ics, "bone": bone, "head": head, "holder": holder & ~head}
+    # Truth for tests: bone where it is bone-dense (air cells and orbits carved out of it are not).
+    masks = {"intracranial": t.ics, "bone": bone & (hu >= 250), "head": head, "holder": holder & ~head}
     return hu, masks
 
 
@@ -225,18 +226,35 @@ def _blob(rng, x, y, z, centre, radius) -> np.ndarray:
     return np.clip(edge + 0.5, 0, 1)
 
 
-def add_lesions(rng: np.random.Generator, t: Template, hu: np.ndarray, fields: FieldBank,
-                settings: PhantomSettings) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Paint haemorrhages into ``hu``; returns the new HU, the blood fraction and their descriptions."""
+def lesion_plan(seed: int, settings: PhantomSettings = PhantomSettings()) -> list[dict]:
+    """What haemorrhages a seed's case gets: types and nominal sizes, drawn from the lesion stream alone.
+
+    Each lesion is then painted with its own generator (``seed``, 1, index), so the plan can be
+    inspected, and lesion statistics over many seeds checked, without building any anatomy.
+    """
+    rng = np.random.default_rng([seed, 1])
+    if rng.random() < settings.lesion_free_fraction:
+        return []
+    n = int(rng.choice([1, 1, 1, 2, 2, 3]))
+    kinds = rng.choice(SUBTYPES, size=n, p=[0.4, 0.2, 0.12, 0.13, 0.15])
+    plan = []
+    for index, kind in enumerate(kinds):
+        item: dict = {"type": str(kind), "stream": [int(seed), 1, index]}
+        if kind == "IPH":  # log-uniform 0.3-90 mL: most spontaneous haematomas are small
+            item["volume_ml"] = round(float(np.exp(rng.uniform(np.log(0.3), np.log(90)))), 3)
+        plan.append(item)
+    return plan
+
+
+def add_lesions(plan: list[dict], t: Template, hu: np.ndarray,
+                fields: FieldBank) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Paint the planned haemorrhages into ``hu``; returns the new HU, the blood fraction and descriptions."""
     blood = np.zeros(hu.shape, dtype=np.float32)
     lesions: list[dict] = []
-    if rng.random() < settings.lesion_free_fraction:
-        return hu, blood, lesions
-    n = rng.choice([1, 1, 1, 2, 2, 3])
-    kinds = rng.choice(SUBTYPES, size=n, p=[0.4, 0.2, 0.12, 0.13, 0.15])
-    for kind in kinds:
-        painter = {"IPH": _iph, "SDH": _extra_axial, "EDH": _extra_axial, "IVH": _ivh, "SAH": _sah}[kind]
-        fraction, blood_hu, extra = painter(rng, t, kind)
+    for item in plan:
+        rng = np.random.default_rng(item["stream"])
+        painter = {"IPH": _iph, "SDH": _extra_axial, "EDH": _extra_axial, "IVH": _ivh, "SAH": _sah}[item["type"]]
+        fraction, blood_hu, extra = painter(rng, t, item)
         fraction = np.where(t.ics, fraction, 0).astype(np.float32)
         if fraction.sum() * GRID_MM**3 < 150:  # < 0.15 mL: too small to label at 5 mm slices
             continue
@@ -245,14 +263,13 @@ def add_lesions(rng: np.random.Generator, t: Template, hu: np.ndarray, fields: F
             rim = extra.pop("oedema")
             hu = hu * (1 - rim) + rim * rng.uniform(15, 25)
         blood = np.maximum(blood, fraction)
-        lesions.append({"type": str(kind),
-                        "hu": round(float(blood_hu), 1), **extra})
+        lesions.append({"type": item["type"], "hu": round(float(blood_hu), 1), **extra})
     return hu.astype(np.float32), blood, lesions
 
 
-def _iph(rng, t: Template, kind: str):
+def _iph(rng, t: Template, item: dict):
     x, y, z = _coords(t)
-    volume_ml = float(np.exp(rng.uniform(np.log(0.3), np.log(90))))
+    volume_ml = item["volume_ml"]
     radius = np.cbrt(3 * volume_ml * 1000 / (4 * np.pi))
     parenchyma = np.argwhere((t.gm + t.wm > 0.8) & (t.d_in > min(radius * 0.6, 25) + 3))
     if len(parenchyma) == 0:
@@ -263,7 +280,7 @@ def _iph(rng, t: Template, kind: str):
     box = tuple(slice(max(0, c - reach), min(n, c + reach + 1)) for c, n in zip(centre_idx, t.gm.shape))
     fraction = np.zeros(t.gm.shape, np.float32)
     fraction[box] = _blob(rng, x[box[0]], y[:, box[1]], z[:, :, box[2]], centre, radius)
-    extra = {"centre_ras_mm": [round(float(c), 1) for c in centre]}
+    extra = {"centre_ras_mm": [round(float(c), 1) for c in centre], "volume_ml": volume_ml}
     if rng.random() < 0.7:  # perilesional oedema, hypodense and unlabelled
         width = rng.uniform(2, 6)
         inner = fraction[box]
@@ -281,7 +298,7 @@ def _direction(rng, lateral_bias: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _extra_axial(rng, t: Template, kind: str):
+def _extra_axial(rng, t: Template, item: dict):
     """Subdural crescent or epidural lens along the inner table over a convexity."""
     x, y, z = _coords(t)
     centre = np.array([0.0, -15.0, 10.0])
@@ -289,7 +306,7 @@ def _extra_axial(rng, t: Template, kind: str):
     norm = np.sqrt((rel**2).sum(0)) + 1e-6
     axis = _direction(rng, 1.5)
     angle = np.degrees(np.arccos(np.clip(np.tensordot(axis, rel, axes=1) / norm, -1, 1)))
-    if kind == "SDH":
+    if item["type"] == "SDH":
         span, peak = rng.uniform(30, 60), rng.uniform(3, 20)
         profile = peak * np.clip(1 - (angle / span) ** 4, 0, 1)  # crescent: flat, tapering at the ends
     else:
@@ -301,7 +318,7 @@ def _extra_axial(rng, t: Template, kind: str):
                                                                "thickness_mm": round(float(peak), 1)}
 
 
-def _ivh(rng, t: Template, kind: str):
+def _ivh(rng, t: Template, item: dict):
     """Blood layering in the dependent (posterior, patient supine) part of the lateral ventricles."""
     x, y, z = _coords(t)
     brain_p = t.gm + t.wm
@@ -318,7 +335,7 @@ def _ivh(rng, t: Template, kind: str):
     return ndi.gaussian_filter(fraction.astype(np.float32), 0.5), rng.uniform(45, 80), {}
 
 
-def _sah(rng, t: Template, kind: str):
+def _sah(rng, t: Template, item: dict):
     """Thin blood in the sulci and basal cisterns of a region."""
     x, y, z = _coords(t)
     csf = t.ics & (t.gm + t.wm < 0.6)
@@ -410,12 +427,14 @@ def add_noise(rng: np.random.Generator, hu: np.ndarray, sigma_range: tuple[float
 # ------------------------------------------------------------------------------------------------- API
 def generate(seed: int, settings: PhantomSettings = PhantomSettings(), with_truth: bool = False) -> Phantom:
     """One phantom case; identical output for identical ``seed`` and ``settings``."""
-    rng = np.random.default_rng(seed)
+    # Independent streams for anatomy, lesions and acquisition: changing one part of the generator
+    # (or testing lesions alone) leaves the other parts of a seed's case unchanged.
+    rng_anatomy, rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 2])
     t = load_template()
-    fields = FieldBank(rng, t.gm.shape)
-    hu, masks = compose_head(rng, t, fields)
-    hu, blood, lesions = add_lesions(rng, t, hu, fields, settings)
-    volumes = {"hu": hu, "blood": blood}
+    fields = FieldBank(rng_anatomy, t.gm.shape)
+    hu, masks = compose_head(rng_anatomy, t, fields)
+    hu, blood, lesions = add_lesions(lesion_plan(seed, settings), t, hu, fields)
+    volumes = {"hu": hu, "blood": blood, "bone": masks["bone"].astype(np.float32)}
     orders = {"hu": 1, "blood": 1}
     if with_truth:
         for name, mask in masks.items():
@@ -423,7 +442,11 @@ def generate(seed: int, settings: PhantomSettings = PhantomSettings(), with_trut
     sampled, geometry = acquire(rng, t, volumes, settings, orders)
     image = add_noise(rng, sampled.pop("hu"), settings.noise_hu)
     image = np.clip(np.round(image), -1024, 3071).astype(np.int16)
-    label = (sampled.pop("blood") >= 0.5).astype(np.uint8)
+    # Labelled blood is blood a reader can see: at 5 mm slices a voxel with more than a tenth of
+    # bone in it already looks like bone (> 200 HU), so it is not annotated.
+    label = ((sampled.pop("blood") >= 0.5) & (sampled["bone"] < 0.1)).astype(np.uint8)
+    if not with_truth:
+        sampled.pop("bone")
     truth = {name: vol >= 0.5 for name, vol in sampled.items()}
     image, label, truth, geometry = _store_orientation(rng, image, label, truth, geometry, settings)
     voxel_ml = float(np.prod(geometry.spacing)) / 1000

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from ich_infer.io import read_image
+from ich_infer.orientation import reorientation
+from training.phantom import SUBTYPES, PhantomSettings, generate, load_template, write_dataset
+
+pytest.importorskip("nilearn", reason="the phantom generator needs nilearn (test extra)")
+
+
+def test_tissue_hounsfield_units(phantoms):
+    for ph in phantoms:
+        hu = ph.image.astype(float)
+        truth = ph.truth
+        # Look at the core of each tissue (two voxels in from its boundary) to avoid partial volume.
+        core = lambda m: ndi.binary_erosion(m, iterations=2)  # noqa: E731
+        brain = core(truth["intracranial"]) & ~ndi.binary_dilation(ph.label > 0, iterations=3)
+        assert 10 < np.median(hu[brain]) < 45
+        bone = core(truth["bone"])
+        assert np.percentile(hu[bone], 90) > 700
+        outside = ~ndi.binary_dilation(truth["head"] | truth["holder"], iterations=3)
+        assert abs(np.median(hu[outside]) + 1000) < 30
+        if ph.label.any():
+            lesion = core(ph.label > 0) if core(ph.label > 0).sum() > 20 else ph.label > 0
+            assert 40 < np.median(hu[lesion]) < 95
+        noise = hu[outside].std()
+        assert 1.0 < noise < 10.0
+
+
+def test_labels_lie_inside_the_intracranial_space(phantoms):
+    for ph in phantoms:
+        inside = ndi.binary_dilation(ph.truth["intracranial"], iterations=1)
+        assert not (ph.label.astype(bool) & ~inside).any()
+
+
+def test_same_seed_same_bytes_and_different_seed_differs():
+    settings = PhantomSettings(matrix=128)
+    a, b = generate(5, settings), generate(5, settings)
+    assert a.image.tobytes() == b.image.tobytes() and a.label.tobytes() == b.label.tobytes()
+    assert a.geometry == b.geometry
+    assert generate(6, settings).image.tobytes() != a.image.tobytes()
+
+
+def test_subtypes_and_lesion_volumes_over_200_seeds():
+    """Lesion plans of 200 seeds (the lesion stream alone: anatomy is not needed for the draw)."""
+    from training.phantom import lesion_plan
+
+    kinds, volumes = set(), []
+    for seed in range(200):
+        plan = lesion_plan(seed)
+        kinds.update(p["type"] for p in plan)
+        volumes += [p["volume_ml"] for p in plan if "volume_ml" in p]
+    assert kinds == set(SUBTYPES)
+    assert min(volumes) <= 0.5 and max(volumes) >= 80
+    assert 0.2 <= min(volumes) and max(volumes) <= 100
+
+
+def test_painted_haemorrhage_volume_follows_the_plan():
+    from training.phantom import GRID_MM, _iph
+
+    t = load_template()
+    for seed in (1, 2, 3):
+        fraction, hu, extra = _iph(np.random.default_rng(seed), t, {"type": "IPH", "volume_ml": [0.5, 8.0, 60.0][seed - 1]})
+        painted = float(fraction.sum()) * GRID_MM**3 / 1000
+        assert 0.5 * extra["volume_ml"] < painted < 1.5 * extra["volume_ml"]
+        assert 50 <= hu <= 90
+
+
+def test_dataset_files_and_geometry(tmp_path):
+    write_dataset(tmp_path, 2, seed=9, settings=PhantomSettings(matrix=128, oriented_fraction=1.0))
+    for name in ("phantom_009_0000.nii.gz", "phantom_009_0001.nii.gz"):
+        image, geo = read_image(tmp_path / "images" / name)
+        label, geo_l = read_image(tmp_path / "labels" / name)
+        assert geo == geo_l and image.shape == label.shape
+        assert set(np.unique(label)) <= {0.0, 1.0}
+        assert geo.spacing[2] == 5.0 or 5.0 in geo.spacing
+        # whatever the stored orientation, the canonical slice axis is the 5 mm one
+        assert reorientation(geo.direction).spacing(geo.spacing)[0] == pytest.approx(5.0)
+    assert (tmp_path / "cases.json").is_file()
+
+
+def test_instance_like_acquisition():
+    ph = generate(4)
+    sizes = sorted(ph.geometry.size)
+    assert sizes[1:] == [512, 512] and 20 <= sizes[0] <= 70
+    spacing = sorted(ph.geometry.spacing)
+    assert 0.40 <= spacing[0] <= 0.50 and spacing[2] == 5.0
+    assert ph.image.dtype == np.int16

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from ich_infer.config import PreprocessConfig
+from ich_infer.io import read_image
+from ich_infer.orientation import reindex, reorientation
+from ich_infer.preprocess import normalise, preprocess
+from ich_infer.symmetry import mirror, register_rigid_sitk
+
+from conftest import HEADSQ, REAL_HEAD, require
+
+CFG = PreprocessConfig()
+
+
+def _dice(a, b):
+    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def test_brain_mask_on_phantoms(phantoms):
+    for ph in phantoms:
+        pre = preprocess(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction, CFG)
+        brain, truth = pre.brain_native, ph.truth
+        assert _dice(brain, truth["intracranial"]) >= 0.95
+        if ph.label.any():
+            inside = (ph.label.astype(bool) & brain).sum() / ph.label.sum()
+            assert inside >= 0.995
+        assert not (brain & truth["holder"]).any()
+        assert not (brain & truth["bone"]).any()
+        assert not (pre.head_native & truth["holder"]).any()
+
+
+def test_real_head_holder_removed_and_brain_volume(tmp_path):
+    volume, geo = read_image(require(REAL_HEAD))
+    pre = preprocess(volume, geo.spacing, geo.direction, CFG)
+    brain_ml = pre.brain_native.sum() * geo.voxel_volume_ml
+    assert 1100 <= brain_ml <= 1600
+    # the holder: dense voxels of the body threshold far outside the head mask
+    body = volume > CFG.body_threshold_hu
+    outside = body & ~ndi.binary_dilation(pre.head_native, iterations=3)
+    assert outside.sum() > 1000  # there is a holder in this scan ...
+    assert not (pre.head_native & outside).any()  # ... and it is not part of the head
+    assert pre.head_native.sum() * geo.voxel_volume_ml > 2000
+
+
+def test_small_scan_without_vertex_does_not_crash():
+    volume, geo = read_image(require(HEADSQ))
+    pre = preprocess(volume, geo.spacing, geo.direction, CFG)
+    assert pre.brain_native.shape == volume.shape
+    assert 50 < pre.brain_native.sum() * geo.voxel_volume_ml < 1600
+
+
+@pytest.mark.parametrize("perm,flips", [((0, 1, 2), (True, False, False)), ((0, 1, 2), (True, True, False)),
+                                        ((2, 0, 1), (False, True, True)), ((1, 0, 2), (False, False, True))])
+def test_orientation_invariance(phantoms, perm, flips):
+    ph = phantoms[0]
+    base = preprocess(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction, CFG)
+    g = ph.geometry
+    image2, spacing2, origin2, direction2 = reindex(ph.image, g.spacing, g.origin, g.direction, perm, flips)
+    other = preprocess(image2.astype(np.float32), spacing2, direction2, CFG)
+    expected = reindex(base.brain_native, g.spacing, g.origin, g.direction, perm, flips)[0]
+    np.testing.assert_array_equal(other.brain_native, expected)
+    np.testing.assert_array_equal(other.image, base.image)  # the network input is identical
+
+
+def test_slice_axis_comes_from_the_geometry():
+    # A permuted direction puts the 5 mm axis on array axis 2: canonical axis 0 must still be it.
+    direction = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0)
+    orient = reorientation(direction)
+    assert orient.spacing((5.0, 0.5, 0.45))[0] == 5.0
+
+
+def test_normalisation_brain_statistics():
+    rng = np.random.default_rng(0)
+    volume = rng.normal(30, 5, (10, 40, 40)).astype(np.float32)
+    brain = np.zeros(volume.shape, bool)
+    brain[2:8, 5:35, 5:35] = True
+    volume[~brain] = -1000
+    volume[4, 10, 10] = 3000  # an outlier the clipping must tame
+    out = normalise(volume, brain, CFG)
+    assert abs(out[brain].mean()) < 1e-4 and abs(out[brain].std() - 1) < 1e-3
+    assert out[4, 10, 10] < 4
+    assert np.all(out[~brain] == out[brain].min())
+    authors = normalise(volume, brain, PreprocessConfig(normalization="volume"))
+    assert abs(authors[brain].mean()) > 0.01  # whole-volume statistics shift the brain off zero
+    assert np.isfinite(normalise(volume, brain, PreprocessConfig(normalization="minmax"))).all()
+
+
+def test_symmetric_channel_registration_recovers_an_offset_midline():
+    """A left-right symmetric volume whose midline is off the array centre: the plain mirror is
+    misaligned, the registered mirror matches the original."""
+    rng = np.random.default_rng(1)
+    zz, yy, xx = np.mgrid[0:12, 0:64, 0:64].astype(np.float32)
+    x0 = 36.0  # midline off the centre (31.5)
+    volume = np.exp(-(((xx - x0) ** 2) / 200 + ((yy - 30) ** 2) / 300 + ((zz - 6) ** 2) / 30))
+    volume += 0.6 * np.exp(-(((np.abs(xx - x0) - 12) ** 2) / 10 + ((yy - 20) ** 2) / 10))
+    volume = ndi.gaussian_filter(volume + 0.02 * rng.standard_normal(volume.shape), 0.5).astype(np.float32)
+    spacing = (5.0, 1.0, 1.0)
+    moved = mirror(volume)
+    registered = register_rigid_sitk(volume, moved, spacing)
+    before = np.abs(moved - volume).mean()
+    after = np.abs(registered - volume)[:, 8:-8, 8:-8].mean()
+    assert after < 0.35 * before
+
+
+def test_symmetric_channel_in_the_pipeline(phantoms):
+    ph = phantoms[1]
+    cfg = PreprocessConfig(symmetric_channel=True, registration="sitk", target_spacing=(1.8, 1.8, 5.0))
+    pre = preprocess(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction, cfg)
+    assert pre.image.shape[0] == 2
+    b = pre.brain
+    raw = np.corrcoef(pre.image[0][b], mirror(pre.image[0])[b])[0, 1]
+    reg = np.corrcoef(pre.image[0][b], pre.image[1][b])[0, 1]
+    assert reg >= raw - 0.02

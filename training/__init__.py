@@ -1,0 +1,1 @@
+"""Training by cross-validation and the synthetic phantom generator."""

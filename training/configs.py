@@ -1,0 +1,95 @@
+"""Named training configurations: the paper's final recipe, its ablations, and small ones for CI/CPU.
+
+A configuration is a :class:`TrainConfig`; its ``ich`` part (preprocessing, model, tiling,
+postprocessing) is what ends up in the weights manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    ich: IchConfig = field(default_factory=IchConfig)
+    patches_per_image: int = 3000  # paper 2.5
+    lesion_fraction: float = 0.5  # half the patch centres on lesion voxels (paper 2.3)
+    batch_size: int = 16
+    max_epochs: int = 100
+    patience: int = 10  # early stopping on validation loss (paper 2.5)
+    learning_rate: float = 1.0  # Adadelta's default
+    lesion_weight: float = 2.0  # cross-entropy weight of the lesion class (paper 2.5)
+    val_fraction: float = 0.2
+    folds: int = 5
+    seed: int = 0
+    hard_case_fraction: float = 0.25  # smallest-lesion quartile is sampled twice, always augmented
+    flip_probability: float = 0.5
+    rotation_degrees: float = 10.0
+    val_patches_per_image: int = 100
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        values = {k: v for k, v in data.items() if k != "ich"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"ich"}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
+        return cls(ich=IchConfig.from_dict(data.get("ich", {})), **values)
+
+
+def _with(base: TrainConfig, *, preprocess: dict | None = None, model: dict | None = None,
+          inference: dict | None = None, **train: Any) -> TrainConfig:
+    ich = base.ich
+    pre = replace(ich.preprocess, **(preprocess or {}))
+    mod = replace(ich.model, **(model or {}))
+    if pre.in_channels != mod.in_channels:
+        mod = replace(mod, in_channels=pre.in_channels)
+    return replace(base, ich=IchConfig(pre, mod, replace(ich.inference, **(inference or {}))), **train)
+
+
+PAPER = TrainConfig()
+
+CONFIGS: dict[str, TrainConfig] = {
+    "paper": PAPER,
+    # Section 3 ablations.
+    "se_ends": _with(PAPER, model={"se_placement": "ends"}),
+    "se_all": _with(PAPER, model={"se_placement": "all"}),
+    "se_none": _with(PAPER, model={"se_placement": "none"}),
+    "patch16": _with(PAPER, inference={"patch_size": (8, 16, 16)}, model={"depth": 3}),  # z = 8 allows 3 poolings
+    "patch32": _with(PAPER, inference={"patch_size": (8, 32, 32)}, model={"depth": 3}),
+    "symmetric": _with(PAPER, preprocess={"symmetric_channel": True}),
+    "minmax": _with(PAPER, preprocess={"normalization": "minmax"}),
+    "depth3": _with(PAPER, model={"depth": 3}),
+    # The authors' published code variants.
+    "authors": _with(PAPER, preprocess={"normalization": "volume"}, model={"downsample": "conv", "skip": "add"}),
+    # What fits on a 2-core CPU: narrower net on a 0.9 mm working grid (see README, weights manifest).
+    "cpu": _with(PAPER, preprocess={"target_spacing": (0.9, 0.9, 5.0)}, model={"base_width": 8},
+                 patches_per_image=64, max_epochs=6, patience=3, batch_size=16, val_patches_per_image=24),
+    # CI: tiny and fast, still the whole pipeline.
+    "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
+                   model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},
+                   patches_per_image=16, max_epochs=2, patience=2, batch_size=8, val_patches_per_image=8, folds=2),
+}
+
+
+def load_config(name_or_path: str) -> TrainConfig:
+    """A named configuration, or a JSON file holding ``TrainConfig.to_dict()`` output."""
+    if name_or_path in CONFIGS:
+        return CONFIGS[name_or_path]
+    path = Path(name_or_path)
+    if path.is_file():
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    raise ValueError(f"unknown config {name_or_path!r}: use one of {sorted(CONFIGS)} or a JSON file")
+
+
+__all__ = ["TrainConfig", "CONFIGS", "load_config", "InferenceConfig", "ModelConfig", "PreprocessConfig"]

@@ -1,0 +1,101 @@
+"""Finding training cases and caching their preprocessed arrays.
+
+Layouts: ``images/`` + ``labels/`` with matching file names (what ``ichseg phantom`` writes), or
+the INSTANCE 2022 layout ``data/`` + ``label/``. Preprocessing goes through ``ich_infer.preprocess``
+unchanged; results are cached as ``.npz`` keyed by the sha256 of the image and label files and of
+the preprocessing configuration, so folds and reruns never redo it. The cache holds plain arrays
+(``allow_pickle=False``), never pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ich_infer.config import PreprocessConfig
+from ich_infer.errors import IchsegError
+from ich_infer.io import case_id, list_images, read_image, read_mask
+from ich_infer.preprocess import preprocess
+from ich_infer.weights import sha256_of
+
+LAYOUTS = (("images", "labels"), ("data", "label"))
+
+
+@dataclass(frozen=True)
+class Case:
+    case: str
+    image: Path
+    label: Path
+
+
+@dataclass
+class CaseArrays:
+    case: str
+    image: np.ndarray  # (C, S, P, L) float32, working grid
+    brain: np.ndarray  # (S, P, L) bool
+    label: np.ndarray  # (S, P, L) bool
+    spacing: tuple[float, float, float]
+
+    @property
+    def lesion_voxels(self) -> int:
+        return int(self.label.sum())
+
+
+def discover(data_dir: str | Path) -> list[Case]:
+    """Pairs of (image, label) by file name; unmatched files are an error naming them."""
+    data_dir = Path(data_dir)
+    for img_name, lbl_name in LAYOUTS:
+        if (data_dir / img_name).is_dir() and (data_dir / lbl_name).is_dir():
+            images = {p.name: p for p in list_images(data_dir / img_name)}
+            labels = {p.name: p for p in list_images(data_dir / lbl_name)}
+            unmatched = sorted(set(images) ^ set(labels))
+            if unmatched:
+                first = unmatched[0]
+                where = images.get(first) or labels.get(first)
+                raise IchsegError(where, f"has no counterpart in {lbl_name if first in images else img_name}/ "
+                                         f"({len(unmatched)} unmatched file(s))")
+            if not images:
+                raise IchsegError(data_dir / img_name, "contains no images")
+            return [Case(case_id(n), images[n], labels[n]) for n in sorted(images)]
+    raise IchsegError(data_dir, "expected images/ + labels/ or data/ + label/ subfolders")
+
+
+def _cache_key(case: Case, cfg: PreprocessConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(sha256_of(case.image).encode())
+    digest.update(sha256_of(case.label).encode())
+    digest.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    return digest.hexdigest()[:24]
+
+
+def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) -> CaseArrays:
+    """Preprocess one case (or read it from the cache); checks the label shares the image's grid."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{case.case}-{_cache_key(case, cfg)}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                return CaseArrays(case.case, z["image"], z["brain"], z["label"], tuple(z["spacing"].tolist()))
+    volume, geometry = read_image(case.image)
+    label, label_geometry = read_mask(case.label)
+    if label.shape != volume.shape or not np.allclose(label_geometry.spacing, geometry.spacing, rtol=1e-4) \
+            or not np.allclose(label_geometry.origin, geometry.origin, atol=1e-3) \
+            or not np.allclose(label_geometry.direction, geometry.direction, atol=1e-5):
+        raise IchsegError(case.label, f"grid differs from its image {case.image}")
+    try:
+        pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
+    except IchsegError as exc:
+        raise IchsegError(case.image, exc.cause) from None
+    target = (pre.to_working(label.astype(np.float32)) >= 0.5) & pre.brain
+    arrays = CaseArrays(case.case, pre.image, pre.brain, target, tuple(pre.spacing))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez(tmp, image=arrays.image, brain=arrays.brain, label=arrays.label,
+                 spacing=np.asarray(arrays.spacing))
+        tmp.replace(path)
+    return arrays
