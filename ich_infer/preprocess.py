@@ -232,7 +232,7 @@ def preprocess(volume: np.ndarray, spacing_ijk: tuple[float, float, float], dire
     channels = [normalise(image.astype(np.float32), brain_w, cfg)]
     if cfg.symmetric_channel:
         from .symmetry import symmetric_channel
-        channels.append(symmetric_channel(channels[0], brain_w, spacing_w, cfg.registration))
+        channels.append(symmetric_channel(image, channels[0], brain_w, spacing_w, cfg.registration))
     return Preprocessed(
         image=np.stack(channels).astype(np.float32), brain=brain_w, spacing=tuple(spacing_w),
         brain_native=np.ascontiguousarray(orient.from_canonical(brain)),

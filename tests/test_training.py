@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+
+from ich_infer.io import write_image
+from ich_infer.weights import load_weights
+from training.configs import CONFIGS, load_config
+from training.cv import main as cv_main, split_folds, train_val_split
+from training.data import CaseArrays, discover
+from training.loss import dice_ce_loss
+from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, sample_centres
+
+
+def _arrays(seed=0, shape=(20, 60, 60), lesion=True):
+    rng = np.random.default_rng(seed)
+    brain = np.zeros(shape, bool)
+    brain[2:18, 8:52, 8:52] = True
+    label = np.zeros(shape, bool)
+    if lesion:
+        label[8:12, 20:30, 25:33] = True
+    image = rng.normal(size=(1, *shape)).astype(np.float32)
+    return CaseArrays(f"c{seed}", image, brain, label, (5.0, 0.9, 0.9))
+
+
+def test_balanced_sampling_half_on_lesions_all_in_brain():
+    arrays = _arrays()
+    centres = sample_centres(arrays, 3000, 0.5, np.random.default_rng(0))
+    on_lesion = arrays.label[tuple(centres.T)].mean()
+    assert abs(on_lesion - 0.5) < 0.03  # half the centres (uniform brain picks rarely hit the lesion)
+    assert arrays.brain[tuple(centres.T)].all()
+    free = _arrays(lesion=False)
+    assert free.brain[tuple(sample_centres(free, 200, 0.5, np.random.default_rng(1)).T)].all()
+
+
+def test_patches_near_borders_are_padded():
+    arrays = _arrays(shape=(6, 20, 20))
+    arrays.brain[:] = True
+    for spec in (PatchSpec(0, (0, 0, 0)), PatchSpec(0, (5, 19, 19), True, True, 8.0)):
+        image, label = extract(arrays, spec, (16, 48, 48))
+        assert image.shape == (1, 16, 48, 48) and label.shape == (16, 48, 48)
+        assert np.isfinite(image).all()
+
+
+def test_flip_augmentation_moves_image_and_label_together():
+    arrays = _arrays()
+    spec = PatchSpec(0, (10, 25, 29))
+    image, label = extract(arrays, spec, (16, 32, 32))
+    fimage, flabel = extract(arrays, PatchSpec(0, (10, 25, 29), True, True, 0.0), (16, 32, 32))
+    np.testing.assert_array_equal(fimage, image[:, :, ::-1, ::-1])
+    np.testing.assert_array_equal(flabel, label[:, ::-1, ::-1])
+
+
+def test_hard_cases_are_the_smallest_lesions_and_get_extra_patches():
+    cases = [_arrays(i) for i in range(4)]
+    cases[2].label[:] = False
+    cases[2].label[10, 30, 30] = True
+    cases[3].label[:] = False
+    assert hard_cases(cases, 0.25) == {2}
+    specs = epoch_specs(cases, 10, 0.5, np.random.default_rng(0), hard={2})
+    counts = np.bincount([s.case_index for s in specs])
+    assert counts.tolist() == [10, 10, 20, 10]
+
+
+def test_loss_matches_a_hand_computation():
+    logits = torch.tensor([[[0.0, 2.0, -1.0]], [[1.0, 0.0, 1.0]]]).permute(1, 0, 2).reshape(1, 2, 3)
+    target = torch.tensor([[1, 0, 1]])
+    # cross-entropy with class weights (1, 2): sum(w_i * nll_i) / sum(w_i)
+    p1 = torch.softmax(logits, dim=1)[0, 1]
+    nll = torch.stack([-torch.log(p1[0]), -torch.log(1 - p1[1]), -torch.log(p1[2])])
+    w = torch.tensor([2.0, 1.0, 2.0])
+    ce = (w * nll).sum() / w.sum()
+    dice = (2 * (p1[0] + p1[2]) + 1) / (p1.sum() + 2 + 1)
+    expected = ce + 1 - dice
+    got = dice_ce_loss(logits.reshape(1, 2, 1, 1, 3), target.reshape(1, 1, 1, 3), lesion_weight=2.0)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_folds_are_deterministic_and_partition_the_cases():
+    folds = split_folds(23, 5, seed=3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(23))
+    assert [f.tolist() for f in folds] == [f.tolist() for f in split_folds(23, 5, seed=3)]
+    train, val = train_val_split(np.arange(20), 0.2, 0, 1)
+    assert len(val) == 4 and not set(train) & set(val)
+
+
+def test_named_configs():
+    assert load_config("paper").patches_per_image == 3000
+    assert load_config("paper").ich.inference.patch_size == (16, 48, 48)
+    assert load_config("symmetric").ich.model.in_channels == 2
+    assert {"se_ends", "se_all", "patch16", "patch32", "minmax", "depth3", "smoke", "cpu"} <= set(CONFIGS)
+    with pytest.raises(ValueError, match="unknown config"):
+        load_config("nope")
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory, phantoms):
+    root = tmp_path_factory.mktemp("smoke")
+    from training.phantom import PhantomSettings, generate
+
+    extra = [generate(s, PhantomSettings(matrix=128)) for s in (11, 12, 13)]
+    for i, ph in enumerate([*phantoms, *extra]):
+        write_image(root / "images" / f"p{i}.nii.gz", ph.image, ph.geometry)
+        write_image(root / "labels" / f"p{i}.nii.gz", ph.label, ph.geometry)
+    return root
+
+
+def test_discovery_errors(tmp_path, smoke_data):
+    assert len(discover(smoke_data)) == 6
+    with pytest.raises(Exception, match="expected images/"):
+        discover(tmp_path)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "x.nii.gz").write_bytes(b"1")
+    with pytest.raises(Exception, match="x.nii.gz: has no counterpart"):
+        discover(tmp_path)
+
+
+def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data):
+    out = tmp_path / "weights"
+    assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
+    ensemble = load_weights(out)
+    assert len(ensemble.models) == 2
+    assert (out / "cv_report.csv").read_text().startswith("fold,case,dice")
+    assert ensemble.manifest["training"]["cv_summary"]["cases"] == 6
+
+    # Interrupted after epoch 0, resumed: the same weights as the uninterrupted run.
+    import json
+    from dataclasses import replace
+
+    config = tmp_path / "one_epoch.json"
+    config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1).to_dict()))
+    part = tmp_path / "part"
+    assert cv_main(["--data", str(smoke_data), "--out", str(part), "--config", str(config), "--device", "cpu",
+                    "--folds", "0"]) == 0
+    (part / "work" / "fold_0_done.json").unlink()  # as if killed before the fold finished
+    assert cv_main(["--data", str(smoke_data), "--out", str(part), "--config", "smoke", "--device", "cpu",
+                    "--resume"]) == 0
+    resumed = load_weights(part)
+    for a, b in zip(ensemble.models, resumed.models):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb and torch.equal(va, vb), ka
+
+
+def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):
+    from ich_infer.predict import predict_folder
+
+    out = tmp_path / "w"
+    assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
+    report = predict_folder(smoke_data / "images", tmp_path / "pred", out, "cpu", echo=lambda s: None)
+    assert not report.failed and len(report.cases) == 6
