@@ -56,6 +56,13 @@ class Geometry:
         return float(np.prod(self.spacing)) / 1000.0
 
 
+def _file_mode() -> int:
+    """Permissions a plain ``open()`` would give (mkstemp's 0600 would hide masks from colleagues)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def case_id(path: str | Path) -> str:
     """``case.nii.gz`` -> ``case``: the name without its (possibly double) image extension."""
     name = Path(path).name
@@ -134,6 +141,7 @@ def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path
         else:
             image = geometry.apply(sitk.GetImageFromArray(np.ascontiguousarray(array)))
             sitk.WriteImage(image, tmp, useCompression=suffix.endswith(".gz"))
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -153,6 +161,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    os.chmod(tmp, _file_mode())
     os.replace(tmp, path)
     return path
 

@@ -29,7 +29,11 @@ from .sliding_window import predict_probabilities
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+import os
+
+# The bundled weights: $ICHSEG_WEIGHTS (the Docker image sets it), else weights/ beside the package
+# in a source checkout or editable install.
+DEFAULT_WEIGHTS = Path(os.environ.get("ICHSEG_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
 CSV_COLUMNS = ["case", "status", "volume_ml", "abc2_ml", "abc2_error_pct", "components", "max_probability",
                "rescued", "runtime_s", "error"]
 

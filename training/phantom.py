@@ -36,6 +36,7 @@ class PhantomSettings:
     matrix: int = 512
     inplane_mm: tuple[float, float] = (0.40, 0.50)
     slice_mm: float = 5.0
+    min_slices: int = 20
     max_slices: int = 70
     lesion_free_fraction: float = 0.12
     noise_hu: tuple[float, float] = (3.0, 8.0)
@@ -370,7 +371,7 @@ def acquire(rng: np.random.Generator, t: Template, volumes: dict[str, np.ndarray
     # Slab from the skull base (or higher: partial coverage) to above the vertex.
     z_low = t.bottom_z + rng.uniform(5, 45)
     z_high = t.top_z + rng.uniform(12, 25)
-    n_z = int(np.clip(np.ceil((z_high - z_low) / settings.slice_mm), 20, settings.max_slices))
+    n_z = int(np.clip(np.ceil((z_high - z_low) / settings.slice_mm), settings.min_slices, settings.max_slices))
     spacing = np.array([spacing_xy, spacing_xy, settings.slice_mm])
     centre_lps = np.array([rng.uniform(-8, 8), rng.uniform(-8, 8) + 10, (z_low + z_high) / 2])
     index_centre = (np.array([n_xy, n_xy, n_z]) - 1) / 2
