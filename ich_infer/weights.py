@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .config import IchConfig
 from .errors import IchsegError
-from .io import atomic_write_text
+from .io import _file_mode, atomic_write_text
 from .model import SEUNet3D
 
 MANIFEST = "manifest.json"
@@ -57,6 +57,7 @@ def save_weights(folder: str | Path, config: IchConfig, models: list[torch.nn.Mo
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
         tmp = folder / f".{name}.tmp"
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "fold": str(index)})
+        tmp.chmod(_file_mode())
         tmp.replace(folder / name)
         folds.append({"file": name, "sha256": sha256_of(folder / name), "dtype": str(dtype).split(".")[-1]})
     manifest = {"format": FORMAT, "ichseg_version": __version__, "config": config.to_dict(),
