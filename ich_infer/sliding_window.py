@@ -88,10 +88,13 @@ def _accumulate(image, tiles, models, patch, weight, batch_size, device, store, 
     source = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
     flips = _flip_sets(tta)
     use_amp = device.type == "cuda"
+    # channels-last 3D lets oneDNN/cuDNN pick their fast convolution kernels (about 1.5-2x on CPU).
+    fmt = torch.channels_last_3d
+    models = [model.to(memory_format=fmt) for model in models]
     for start in range(0, len(tiles), batch_size):
         chunk = tiles[start:start + batch_size]
         batch = torch.stack([source[:, z:z + patch[0], y:y + patch[1], x:x + patch[2]] for z, y, x in chunk])
-        batch = batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True).contiguous(memory_format=fmt)
         prob = torch.zeros((len(chunk), *patch), dtype=torch.float32, device=device)
         for model in models:
             for dims in flips:
