@@ -16,13 +16,12 @@ import time
 
 import numpy as np
 import torch
+from common import instance_like_case, peak_rss_mb, table
 
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
 from ich_infer.model import SEUNet3D
 from ich_infer.preprocess import preprocess
 from ich_infer.sliding_window import brain_tiles, predict_probabilities, tile_starts
-
-from common import instance_like_case, peak_rss_mb, table
 
 
 def main() -> None:
@@ -84,7 +83,6 @@ def main() -> None:
     dense_steps = (2, 8, 8)
     crop_n = int(np.prod([len(tile_starts(n, p, s)) for n, p, s in zip(crop.shape[1:], patch, dense_steps)]))
     full_n = int(np.prod([len(tile_starts(n, p, s)) for n, p, s in zip(pre.brain.shape, patch, dense_steps)]))
-    dense_cfg = InferenceConfig(overlap=1 - 2 / 16)  # z step 2 of 16; y/x steps follow below
     tic = time.perf_counter()
     with torch.inference_mode():
         batch = []
@@ -100,7 +98,6 @@ def main() -> None:
     t_dense_crop = time.perf_counter() - tic
     t_dense = t_dense_crop * full_n / crop_n
     rows.append(("(c) authors' dense 8x8x2, 1 model (extrapolated)", f"{t_dense:.0f}", full_n))
-    del dense_cfg
 
     tic = time.perf_counter()
     predict_probabilities(pre.image, pre.brain, models, cfg.inference, device)

@@ -12,12 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import table
 
 from ich_infer.io import read_image, read_mask
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.weights import Ensemble, load_weights
-
-from common import table
 
 
 def main() -> None:

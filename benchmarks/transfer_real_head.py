@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from common import table
 from scipy import ndimage as ndi
 
 from ich_infer.config import PreprocessConfig
@@ -24,8 +25,6 @@ from ich_infer.metrics import case_metrics
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.preprocess import preprocess
 from ich_infer.weights import load_weights
-
-from common import table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET = (0.45, 0.45, 5.0)  # (x, y, z) mm

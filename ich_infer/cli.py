@@ -109,12 +109,11 @@ def preprocess_cmd(
                                            "this weights folder (default: bundled weights, else defaults)."),
 ) -> None:
     """Write the brain mask and the normalised image of each scan, on the scan's own grid."""
-    from .config import PreprocessConfig
+    from .config import IchConfig, PreprocessConfig
     from .io import case_id, list_images, read_image, write_image, write_mask
-    from .preprocess import preprocess
     from .predict import DEFAULT_WEIGHTS
+    from .preprocess import preprocess
     from .weights import read_manifest
-    from .config import IchConfig
 
     folder = weights or DEFAULT_WEIGHTS
     cfg = IchConfig.from_dict(read_manifest(folder)["config"]).preprocess \

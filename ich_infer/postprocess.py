@@ -17,7 +17,8 @@ class PostprocessInfo:
     rescued: bool  # the never-empty rule produced the mask
 
 
-def remove_small_components(mask: np.ndarray, min_fraction: float, connectivity: int = 1) -> tuple[np.ndarray, int, int]:
+def remove_small_components(mask: np.ndarray, min_fraction: float,
+                            connectivity: int = 1) -> tuple[np.ndarray, int, int]:
     """Drop components with fewer than ``min_fraction`` of the largest component's voxels.
 
     ``connectivity`` is scipy's: 1 = faces (6-neighbourhood, the authors), 3 = 26-neighbourhood.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,8 +29,6 @@ from .preprocess import preprocess
 from .sliding_window import predict_probabilities
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
-
-import os
 
 # The bundled weights: $ICHSEG_WEIGHTS (the Docker image sets it), else weights/ beside the package
 # in a source checkout or editable install.

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import oblique_direction
 
 from ich_infer.config import InferenceConfig
 from ich_infer.io import write_image
@@ -12,8 +13,6 @@ from ich_infer.predict import predict_folder, segment
 from ich_infer.sliding_window import brain_tiles, gaussian_importance, predict_probabilities, tile_starts
 from ich_infer.volumetry import abc2_ml
 from ich_infer.weights import Ensemble, load_weights
-
-from conftest import oblique_direction
 
 
 def test_tile_starts_cover_and_end_at_the_border():

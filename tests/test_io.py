@@ -4,11 +4,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import make_image, oblique_direction
 
 from ich_infer.errors import IchsegError
 from ich_infer.io import case_id, list_images, read_image, write_mask
-
-from conftest import make_image, oblique_direction
 
 DIRECTIONS = {
     "identity": tuple(np.eye(3).ravel()),

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from ich_infer.metrics import (case_metrics, dice, relative_volume_difference, robust_hausdorff, surface_dice,
-                               surface_distances, surfel_area_table)
+from ich_infer.metrics import (
+    case_metrics,
+    dice,
+    relative_volume_difference,
+    robust_hausdorff,
+    surface_dice,
+    surface_distances,
+    surfel_area_table,
+)
 
 SPACING = (5.0, 0.42, 0.42)  # (z, y, x): INSTANCE's 0.42 x 0.42 x 5 mm
 

@@ -78,7 +78,8 @@ def test_painted_haemorrhage_volume_follows_the_plan():
 
     t = load_template()
     for seed in (1, 2, 3):
-        fraction, hu, extra = _iph(np.random.default_rng(seed), t, {"type": "IPH", "volume_ml": [0.5, 8.0, 60.0][seed - 1]})
+        plan = {"type": "IPH", "volume_ml": [0.5, 8.0, 60.0][seed - 1]}
+        fraction, hu, extra = _iph(np.random.default_rng(seed), t, plan)
         painted = float(fraction.sum()) * GRID_MM**3 / 1000
         assert 0.5 * extra["volume_ml"] < painted < 1.5 * extra["volume_ml"]
         assert 50 <= hu <= 90

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import HEADSQ, REAL_HEAD, require
 from scipy import ndimage as ndi
 
 from ich_infer.config import PreprocessConfig
@@ -7,8 +8,6 @@ from ich_infer.io import read_image
 from ich_infer.orientation import reindex, reorientation
 from ich_infer.preprocess import normalise, preprocess
 from ich_infer.symmetry import mirror, register_rigid_sitk
-
-from conftest import HEADSQ, REAL_HEAD, require
 
 CFG = PreprocessConfig()
 

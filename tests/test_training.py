@@ -5,7 +5,8 @@ import torch
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
-from training.cv import main as cv_main, split_folds, train_val_split
+from training.cv import main as cv_main
+from training.cv import split_folds, train_val_split
 from training.data import CaseArrays, discover
 from training.loss import dice_ce_loss
 from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, sample_centres

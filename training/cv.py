@@ -17,7 +17,6 @@ assemble; see docs/training.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -40,7 +39,7 @@ from ich_infer.weights import Ensemble, save_weights
 
 from .configs import TrainConfig, load_config
 from .data import Case, CaseArrays, discover, load_case
-from .loss import dice_ce_loss, hard_dice
+from .loss import dice_ce_loss
 from .sampling import PatchSpec, epoch_specs, extract, hard_cases
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds", "patches_per_s", "best"]

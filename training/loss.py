@@ -21,10 +21,3 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, lesion_weight: floa
     dice = (2 * (prob * truth).sum() + smooth) / (prob.sum() + truth.sum() + smooth)
     return ce + (1 - dice)
 
-
-def hard_dice(logits: torch.Tensor, target: torch.Tensor) -> float:
-    pred = logits.argmax(dim=1).bool()
-    target = target.bool()
-    inter = (pred & target).sum().item()
-    total = pred.sum().item() + target.sum().item()
-    return 1.0 if total == 0 else 2.0 * inter / total
