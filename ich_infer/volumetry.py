@@ -9,15 +9,9 @@ and < 25 % count 0. Inputs are canonical ``(S, P, L)`` arrays (see ``orientation
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndi.label(mask)
-    if n <= 1:
-        return mask.astype(bool)
-    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+from .preprocess import largest_component
 
 
 def _diameters(slice_mask: np.ndarray, spacing_pl: tuple[float, float]) -> tuple[float, float]:
