@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import IchsegError
+from .errors import IchsegError, about
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Intracranial haemorrhage segmentation in non-contrast head CT (NIfTI in, masks out).")
@@ -127,10 +127,8 @@ def preprocess_cmd(
         case = case_id(path)
         try:
             volume, geometry = read_image(path)
-            try:
+            with about(path):
                 pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
-            except IchsegError as exc:
-                raise IchsegError(path, exc.cause) from None
             write_mask(output / f"{case}_brain.nii.gz", pre.brain_native, geometry)
             write_image(output / f"{case}_norm.nii.gz", pre.to_native(pre.image[0]).astype("float32"), geometry)
             typer.echo(f"ok    {case}: brain {pre.brain_native.sum() * geometry.voxel_volume_ml:.0f} mL")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import IchsegError
+from .errors import IchsegError, about
 from .io import Geometry, atomic_write_text, case_id, list_images, read_image, read_mask, write_mask
 from .postprocess import postprocess
 from .preprocess import preprocess
@@ -153,10 +153,8 @@ def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.dev
     tic = time.perf_counter()
     try:
         volume, geometry = read_image(path)
-        try:
+        with about(path):
             seg = segment(volume, geometry, ensemble, device, tta)
-        except IchsegError as exc:  # preprocessing errors do not know the file name
-            raise IchsegError(path, exc.cause) from None
         write_mask(target, seg.mask, geometry)
         if qc:
             from .orientation import reorientation

@@ -114,3 +114,14 @@ def test_case_ids_and_listing(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.nii", "b.nii.gz"]
     with pytest.raises(IchsegError, match="not a folder"):
         list_images(tmp_path / "missing")
+
+
+def test_errors_without_a_file_get_the_case_file_named():
+    from ich_infer.errors import about
+
+    with pytest.raises(IchsegError, match=r"^scan.nii.gz: no brain found$"):
+        with about("scan.nii.gz"):
+            raise IchsegError(None, "no brain found")
+    with pytest.raises(IchsegError, match=r"^other.nii: truncated$"):  # a named file is kept
+        with about("scan.nii.gz"):
+            raise IchsegError("other.nii", "truncated")

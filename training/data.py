@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_infer.config import PreprocessConfig
-from ich_infer.errors import IchsegError
+from ich_infer.errors import IchsegError, about
 from ich_infer.io import case_id, list_images, read_image, read_mask
 from ich_infer.preprocess import preprocess
 from ich_infer.weights import sha256_of
@@ -86,10 +86,8 @@ def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) 
             or not np.allclose(label_geometry.origin, geometry.origin, atol=1e-3) \
             or not np.allclose(label_geometry.direction, geometry.direction, atol=1e-5):
         raise IchsegError(case.label, f"grid differs from its image {case.image}")
-    try:
+    with about(case.image):
         pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
-    except IchsegError as exc:
-        raise IchsegError(case.image, exc.cause) from None
     target = (pre.to_working(label.astype(np.float32)) >= 0.5) & pre.brain
     arrays = CaseArrays(case.case, pre.image, pre.brain, target, tuple(pre.spacing))
     if path is not None:
