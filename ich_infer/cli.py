@@ -90,12 +90,13 @@ def phantom(
     n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
     seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed (case i uses seed*100003+i)."),
     matrix: int = typer.Option(512, "--matrix", min=64, help="In-plane matrix (512 = INSTANCE-like)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes (~1.5 GB each); output is the same."),
 ) -> None:
     """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
     from training.phantom import PhantomSettings, write_dataset
 
     try:
-        paths = write_dataset(out, n, seed, PhantomSettings(matrix=matrix))
+        paths = write_dataset(out, n, seed, PhantomSettings(matrix=matrix), workers=workers)
     except RuntimeError as exc:
         _fail(str(exc))
     typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")

@@ -15,7 +15,7 @@ def test_tissue_hounsfield_units_on_the_composed_head():
     t = load_template()
     for seed in (0, 1):
         rng = np.random.default_rng([seed, 0])
-        hu, masks = compose_head(rng, t, FieldBank(rng, t.gm.shape))
+        hu, masks, gm_hu = compose_head(rng, t, FieldBank(rng, t.gm.shape))
         median = lambda m: float(np.median(hu[m]))  # noqa: E731
         assert 33 <= median((t.gm > 0.9) & t.ics) <= 47
         assert 20 <= median((t.wm > 0.95) & t.ics) <= 34
@@ -105,3 +105,31 @@ def test_instance_like_acquisition():
     spacing = sorted(ph.geometry.spacing)
     assert 0.40 <= spacing[0] <= 0.50 and spacing[2] == 5.0
     assert ph.image.dtype == np.int16
+
+
+def test_visible_blood_rule():
+    from training.phantom import visible_blood
+
+    blood = np.array([0.6, 0.6, 0.4, 0.9, 1.0])
+    bone = np.array([0.0, 0.0, 0.0, 0.2, 0.0])
+    clean = np.array([55.0, 37.0, 60.0, 80.0, 44.0])  # grey matter at 40 HU
+    assert visible_blood(blood, bone, clean, 40.0).tolist() == [True, False, False, False, True]
+
+
+def test_intracranial_structures_that_are_not_blood():
+    """Venous sinuses at blood density, skull-base spurs and calcifications, kept out of the lesion space."""
+    from training.phantom import FieldBank, _coords, compose_head
+
+    t = load_template()
+    x, y, z = _coords(t)
+    for seed in (0, 1):
+        rng = np.random.default_rng([seed, 0])
+        hu, masks, gm_hu = compose_head(rng, t, FieldBank(rng, t.gm.shape))
+        dense = masks["dense"]
+        assert dense.any() and not (dense & ~t.ics).any()
+        assert np.median(hu[dense]) >= 300
+        assert not (masks["blood_space"] & dense).any() and masks["blood_space"].sum() > 0.9 * t.ics.sum()
+        sagittal_sinus = t.ics & (np.abs(x) < 1) & (t.d_in < 2.5) & (z > 40)
+        assert 38 <= np.median(hu[sagittal_sinus]) <= 68  # venous blood under the vertex
+        assert not masks["blood_space"][sagittal_sinus].any()
+        assert 33 <= gm_hu <= 47

@@ -149,3 +149,31 @@ def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):
     assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
     report = predict_folder(smoke_data / "images", tmp_path / "pred", out, "cpu", echo=lambda s: None)
     assert not report.failed and len(report.cases) == 6
+
+
+def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data):
+    import json
+    from dataclasses import replace
+
+    released = tmp_path / "released"
+    assert cv_main(["--data", str(smoke_data), "--out", str(released), "--config", "smoke", "--device", "cpu"]) == 0
+    config = tmp_path / "one_epoch.json"
+    config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1, seed=5).to_dict()))
+    tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"
+    common = ["--data", str(smoke_data), "--config", str(config), "--device", "cpu"]
+    assert cv_main([*common, "--out", str(tuned), "--init", str(released)]) == 0
+    assert cv_main([*common, "--out", str(scratch)]) == 0
+    start, after, fresh = (load_weights(p).models for p in (released, tuned, scratch))
+
+    def distance(a, b):
+        return sum(float((va - vb).pow(2).sum()) for va, vb in zip(a.state_dict().values(), b.state_dict().values()))
+
+    for s, a, f in zip(start, after, fresh):  # one epoch moves a fold a little away from where it started
+        assert distance(a, s) < 0.1 * distance(f, s)
+    note = load_weights(tuned).manifest["training"]["initialised_from"]
+    assert note["manifest_sha256"] == __import__("hashlib").sha256((released / "manifest.json").read_bytes()).hexdigest()
+
+    other = tmp_path / "wider.json"
+    other.write_text(json.dumps(load_config("cpu").to_dict()))
+    assert cv_main([*common[:2], "--config", str(other), "--device", "cpu", "--out", str(tmp_path / "x"),
+                    "--init", str(released)]) == 1  # a different architecture is refused, not half-loaded

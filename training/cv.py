@@ -35,7 +35,7 @@ from ich_infer.io import atomic_write_text, read_image, read_mask
 from ich_infer.metrics import case_metrics
 from ich_infer.model import SEUNet3D
 from ich_infer.predict import resolve_device, segment
-from ich_infer.weights import Ensemble, save_weights
+from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sha256_of
 
 from .configs import TrainConfig, load_config
 from .data import Case, CaseArrays, discover, load_case
@@ -150,13 +150,27 @@ def _run_epoch(model, loader, optimizer, cfg: TrainConfig, device: torch.device)
     return total / max(count, 1), (1.0 if denom == 0 else 2.0 * inter / denom)
 
 
+def initial_weights(folder: Path, cfg: TrainConfig) -> list[dict[str, torch.Tensor]]:
+    """State dicts of a shipped weights folder, to start each fold from (checked like any weights).
+
+    Why: fine-tuning the previous release on a new phantom generation costs a fraction of training
+    from scratch on a CPU; the architecture must be the one being trained.
+    """
+    ensemble = load_weights(folder)
+    if ensemble.config.model != cfg.ich.model:
+        raise ValueError(f"{folder}: initial weights are {ensemble.config.model}, training {cfg.ich.model}")
+    return [model.state_dict() for model in ensemble.models]
+
+
 def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: TrainConfig, device: torch.device,
-               work: Path, resume: bool, echo=print) -> FoldResult:
+               work: Path, resume: bool, echo=print, init: dict[str, torch.Tensor] | None = None) -> FoldResult:
     work.mkdir(parents=True, exist_ok=True)
     last_path, best_path = work / f"fold_{fold}_last.safetensors", work / f"fold_{fold}_best.safetensors"
     log_path = work / f"fold_{fold}_log.csv"
     torch.manual_seed(cfg.seed * 7919 + fold)
     model = SEUNet3D(cfg.ich.model).to(device)
+    if init is not None:
+        model.load_state_dict(init)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=cfg.learning_rate)
     meta = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
             "history": []}
@@ -218,8 +232,10 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 
 # ------------------------------------------------------------------------------------------- main
 def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
-        resume: bool, work: Path | None = None, echo=print) -> dict:
+        resume: bool, work: Path | None = None, echo=print, init: Path | None = None) -> dict:
     cases = discover(data)
+    init_states = initial_weights(init, cfg) if init is not None else None
+    init_note = None if init is None else {"weights": str(init), "manifest_sha256": sha256_of(init / MANIFEST)}
     work = work or out / "work"
     cache = work / "cache"
     fold_sets = split_folds(len(cases), cfg.folds, cfg.seed)
@@ -241,10 +257,12 @@ def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device
         held_out = fold_sets[fold]
         rest = np.setdiff1d(np.arange(len(cases)), held_out)
         train_idx, val_idx = train_val_split(rest, cfg.val_fraction, cfg.seed, fold)
-        result = train_fold(fold, arrays_of(train_idx), arrays_of(val_idx), cfg, device, work, resume, echo)
+        start = init_states[fold % len(init_states)] if init_states else None
+        result = train_fold(fold, arrays_of(train_idx), arrays_of(val_idx), cfg, device, work, resume, echo, start)
         rows = evaluate_cases(result.model, [cases[i] for i in held_out], cfg, device)
         atomic_write_text(done, json.dumps({"fold": fold, "epochs": result.epochs, "best_epoch": result.best_epoch,
                                             "best_val_loss": result.best_val_loss, "rows": rows,
+                                            "initialised_from": init_note,
                                             "train_cases": [cases[i].case for i in train_idx],
                                             "val_cases": [cases[i].case for i in val_idx]}, indent=1, default=str))
         mean = np.mean([r["dice"] for r in rows])
@@ -281,6 +299,7 @@ def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=pr
     training = {"data": f"{len(cases)} cases", "folds": cfg.folds,
                 "epochs": [f["epochs"] for f in finished], "best_epochs": [f["best_epoch"] for f in finished],
                 "train_config": {k: v for k, v in cfg.to_dict().items() if k != "ich"},
+                "initialised_from": finished[0].get("initialised_from"),
                 "cv_summary": summary}
     save_weights(out, cfg.ich, models, training)
     atomic_write_text(out / "cv_summary.json", json.dumps(summary, indent=1, default=str) + "\n")
@@ -299,6 +318,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints in the work folder")
     parser.add_argument("--work", type=Path, default=None, help="checkpoints and cache (default: OUT/work)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: from config)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start fold k from fold k of this weights folder (same architecture)")
     return parser.parse_args(argv)
 
 
@@ -311,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = replace(cfg, workers=args.workers)
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-        run(args.data, args.out, cfg, folds, resolve_device(args.device), args.resume, args.work)
+        run(args.data, args.out, cfg, folds, resolve_device(args.device), args.resume, args.work, init=args.init)
     except (IchsegError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
