@@ -152,6 +152,7 @@ def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):
 
 
 def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data):
+    import hashlib
     import json
     from dataclasses import replace
 
@@ -171,7 +172,8 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data):
     for s, a, f in zip(start, after, fresh):  # one epoch moves a fold a little away from where it started
         assert distance(a, s) < 0.1 * distance(f, s)
     note = load_weights(tuned).manifest["training"]["initialised_from"]
-    assert note["manifest_sha256"] == __import__("hashlib").sha256((released / "manifest.json").read_bytes()).hexdigest()
+    released_sha = hashlib.sha256((released / "manifest.json").read_bytes()).hexdigest()
+    assert note["manifest_sha256"] == released_sha
 
     other = tmp_path / "wider.json"
     other.write_text(json.dumps(load_config("cpu").to_dict()))
