@@ -9,13 +9,22 @@ from training.phantom import SUBTYPES, PhantomSettings, generate, load_template,
 pytest.importorskip("nilearn", reason="the phantom generator needs nilearn (test extra)")
 
 
-def test_tissue_hounsfield_units_on_the_composed_head():
+@pytest.fixture(scope="module")
+def composed_heads():
+    """(hu, masks, gm_hu) of anatomy seeds 0 and 1, composed once for the tests that inspect them."""
     from training.phantom import FieldBank, compose_head
 
     t = load_template()
+    heads = []
     for seed in (0, 1):
         rng = np.random.default_rng([seed, 0])
-        hu, masks, gm_hu = compose_head(rng, t, FieldBank(rng, t.gm.shape))
+        heads.append(compose_head(rng, t, FieldBank(rng, t.gm.shape)))
+    return heads
+
+
+def test_tissue_hounsfield_units_on_the_composed_head(composed_heads):
+    t = load_template()
+    for hu, masks, gm_hu in composed_heads:
         median = lambda m: float(np.median(hu[m]))  # noqa: E731
         assert 33 <= median((t.gm > 0.9) & t.ics) <= 47
         assert 20 <= median((t.wm > 0.95) & t.ics) <= 34
@@ -116,15 +125,13 @@ def test_visible_blood_rule():
     assert visible_blood(blood, bone, clean, 40.0).tolist() == [True, False, False, False, True]
 
 
-def test_intracranial_structures_that_are_not_blood():
+def test_intracranial_structures_that_are_not_blood(composed_heads):
     """Venous sinuses at blood density, skull-base spurs and calcifications, kept out of the lesion space."""
-    from training.phantom import FieldBank, _coords, compose_head
+    from training.phantom import _coords
 
     t = load_template()
     x, y, z = _coords(t)
-    for seed in (0, 1):
-        rng = np.random.default_rng([seed, 0])
-        hu, masks, gm_hu = compose_head(rng, t, FieldBank(rng, t.gm.shape))
+    for hu, masks, gm_hu in composed_heads:
         dense = masks["dense"]
         assert dense.any() and not (dense & ~t.ics).any()
         assert np.median(hu[dense]) >= 300

@@ -58,6 +58,9 @@ def _with(base: TrainConfig, *, preprocess: dict | None = None, model: dict | No
 
 
 PAPER = TrainConfig()
+# What fits on a 2-core CPU: narrower net on a 0.9 mm working grid (see README, weights manifest).
+CPU = _with(PAPER, preprocess={"target_spacing": (0.9, 0.9, 5.0)}, model={"base_width": 8},
+            patches_per_image=64, max_epochs=3, patience=3, batch_size=16, val_patches_per_image=24)
 
 CONFIGS: dict[str, TrainConfig] = {
     "paper": PAPER,
@@ -72,12 +75,9 @@ CONFIGS: dict[str, TrainConfig] = {
     "depth3": _with(PAPER, model={"depth": 3}),
     # The authors' published code variants.
     "authors": _with(PAPER, preprocess={"normalization": "volume"}, model={"downsample": "conv", "skip": "add"}),
-    # What fits on a 2-core CPU: narrower net on a 0.9 mm working grid (see README, weights manifest).
-    "cpu": _with(PAPER, preprocess={"target_spacing": (0.9, 0.9, 5.0)}, model={"base_width": 8},
-                 patches_per_image=64, max_epochs=3, patience=3, batch_size=16, val_patches_per_image=24),
+    "cpu": CPU,
     # Fine-tuning a released cpu ensemble on a new phantom generation (python -m training.cv --init ...).
-    "cpu_finetune": _with(PAPER, preprocess={"target_spacing": (0.9, 0.9, 5.0)}, model={"base_width": 8},
-                          patches_per_image=64, max_epochs=5, patience=3, batch_size=16, val_patches_per_image=24),
+    "cpu_finetune": replace(CPU, max_epochs=5),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},

@@ -317,15 +317,16 @@ def lesion_plan(seed: int, settings: PhantomSettings = PhantomSettings()) -> lis
 
 
 def add_lesions(plan: list[dict], t: Template, hu: np.ndarray, fields: FieldBank,
-                space: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Paint the planned haemorrhages into ``hu``; returns the new HU, the blood fraction and descriptions."""
+                space: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Paint the planned haemorrhages into ``hu``, only inside ``space`` (``compose_head``'s
+    ``blood_space``); returns the new HU, the blood fraction and descriptions."""
     blood = np.zeros(hu.shape, dtype=np.float32)
     lesions: list[dict] = []
     for item in plan:
         rng = np.random.default_rng(item["stream"])
         painter = {"IPH": _iph, "SDH": _extra_axial, "EDH": _extra_axial, "IVH": _ivh, "SAH": _sah}[item["type"]]
         fraction, blood_hu, extra = painter(rng, t, item)
-        fraction = np.where(t.ics if space is None else space, fraction, 0).astype(np.float32)
+        fraction = np.where(space, fraction, 0).astype(np.float32)
         if fraction.sum() * GRID_MM**3 < 150:  # < 0.15 mL: too small to label at 5 mm slices
             continue
         hu = hu * (1 - fraction) + fraction * (blood_hu + 3 * fields(2.0))
