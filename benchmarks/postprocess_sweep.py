@@ -1,0 +1,159 @@
+"""Choose the post-processing on cross-validation predictions, as nnU-Net does, and show the trade-off.
+
+Every case is segmented by the fold model that did not see it (the folds are re-derived from the
+training configuration in the manifest), its probabilities on the scan's own grid are cached once,
+and then the threshold, the minimum component fraction and an optional minimum component peak
+probability are swept over the cache. Mirroring test-time augmentation is measured as well when
+``--tta`` is given (four times the inference). Prints one row per setting: mean Dice over all cases
+and over lesion cases, lesion cases detected, and the false-positive volume on lesion-free cases.
+
+    python benchmarks/postprocess_sweep.py --data runs/phantoms_v2 --weights weights --cache runs/sweep_v2 [--tta]
+    python benchmarks/postprocess_sweep.py ... --breakdown --thresholds 0.5 --fractions 0.1   # where the errors are
+
+Tuning on the same cases one reports is optimistic: settle the rule on one phantom set and report
+it on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+from common import table
+from scipy import ndimage as ndi
+
+from ich_infer.io import read_image, read_mask
+from ich_infer.predict import DEFAULT_WEIGHTS
+from ich_infer.preprocess import preprocess
+from ich_infer.sliding_window import predict_probabilities
+from ich_infer.weights import load_weights
+from training.cv import split_folds
+from training.data import discover
+
+
+def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
+                         only_folds: list[int] | None = None) -> list[Path]:
+    """One ``.npz`` per case: native-grid probability (uint8, /255), brain mask, label, voxel mL."""
+    ensemble = load_weights(weights)
+    train_cfg = ensemble.manifest.get("training", {}).get("train_config", {})
+    cases = discover(data)
+    folds = split_folds(len(cases), len(ensemble.models), int(train_cfg.get("seed", 0)))
+    cache.mkdir(parents=True, exist_ok=True)
+    files = []
+    for fold, held_out in enumerate(folds):
+        if only_folds is not None and fold not in only_folds:
+            continue
+        for index in held_out:
+            case = cases[index]
+            target = cache / f"{case.case}{'_tta' if tta else ''}.npz"
+            files.append(target)
+            if target.is_file():
+                continue
+            volume, geometry = read_image(case.image)
+            truth, _ = read_mask(case.label)
+            cfg = ensemble.config
+            pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
+            prob = pre.to_native(predict_probabilities(pre.image, pre.brain, [ensemble.models[fold]],
+                                                      cfg.inference, "cpu", tta))
+            np.savez_compressed(target, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
+                                label=truth.astype(bool), voxel_ml=geometry.voxel_volume_ml, fold=fold)
+            print(f"fold {fold} {case.case}: cached", flush=True)
+    return files
+
+
+def component_table(prob: np.ndarray, brain: np.ndarray, label: np.ndarray, threshold: float):
+    """Per connected component of the thresholded brain: size, peak probability, voxels on the lesion."""
+    mask = (prob >= threshold) & brain
+    labels, n = ndi.label(mask)
+    inside = labels[mask]
+    sizes = np.bincount(inside, minlength=n + 1)[1:]
+    overlap = np.bincount(labels[mask & label], minlength=n + 1)[1:]
+    peaks = np.zeros(n + 1)
+    np.maximum.at(peaks, inside, prob[mask])
+    return sizes, peaks[1:], overlap
+
+
+def score(sizes: np.ndarray, peaks: np.ndarray, overlap: np.ndarray, truth_voxels: int,
+          min_fraction: float, min_peak: float) -> tuple[float, int, int]:
+    """Dice, lesion voxels found and mask voxels after keeping components of at least ``min_fraction``
+    of the largest whose peak probability reaches ``min_peak`` (as ``ich_infer.postprocess`` would)."""
+    keep = (sizes >= min_fraction * sizes.max()) & (peaks >= min_peak) if len(sizes) else np.zeros(0, bool)
+    found, total = int(overlap[keep].sum()), int(sizes[keep].sum())
+    both = total + truth_voxels
+    return (1.0 if both == 0 else 2.0 * found / both), found, total
+
+
+def error_breakdown(prob: np.ndarray, brain: np.ndarray, label: np.ndarray, voxel_ml: float,
+                    threshold: float, min_fraction: float) -> dict[str, float]:
+    """Where one case's errors are, in mL: missed lesion (and how much of it lies outside the brain
+    mask, where no threshold can find it), false positive in components touching the lesion
+    (boundary) and in components apart from it."""
+    sizes, peaks, overlap = component_table(prob, brain, label, threshold)
+    keep = sizes >= min_fraction * sizes.max() if len(sizes) else np.zeros(0, bool)
+    found = int(overlap[keep].sum())
+    apart = int(sizes[keep & (overlap == 0)].sum())
+    touching = int((sizes[keep] - overlap[keep]).sum()) - apart
+    dice = score(sizes, peaks, overlap, int(label.sum()), min_fraction, threshold)[0]
+    return {"lesion_ml": label.sum() * voxel_ml, "dice": dice,
+            "missed_ml": (label.sum() - found) * voxel_ml, "missed_outside_brain_ml": (label & ~brain).sum() * voxel_ml,
+            "fp_touching_ml": touching * voxel_ml, "fp_apart_ml": apart * voxel_ml}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, required=True, help="phantom folder the weights were cross-validated on")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--cache", type=Path, required=True, help="folder for the cached probabilities")
+    parser.add_argument("--tta", action="store_true", help="mirroring test-time augmentation")
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="only these folds' held-out cases")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.7, 0.8, 0.9])
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead of the sweep: per-case error breakdown at the first threshold and fraction")
+    args = parser.parse_args()
+    loaded = []  # (case, probability, brain, label, voxel mL)
+    for path in cached_probabilities(args.data, args.weights, args.cache, args.tta, args.folds):
+        with np.load(path) as z:
+            loaded.append((path.stem, z["prob"].astype(np.float32) / 255, z["brain"], z["label"], float(z["voxel_ml"])))
+    if args.breakdown:
+        print_breakdown(loaded, args.thresholds[0], args.fractions[0])
+        return
+    results: dict[tuple, list] = {}
+    for _, prob, brain, label, voxel_ml in loaded:
+        truth_voxels = int(label.sum())
+        for threshold in args.thresholds:
+            table_ = component_table(prob, brain, label, threshold)
+            for fraction, peak in itertools.product(args.fractions, args.peaks):
+                dice, found, total = score(*table_, truth_voxels, fraction, max(peak, threshold))
+                row = (truth_voxels > 0, dice, found, total * voxel_ml)
+                results.setdefault((threshold, fraction, peak), []).append(row)
+    rows = []
+    for (threshold, fraction, peak), per_case in results.items():
+        lesion = [r for r in per_case if r[0]]
+        fp = [r[3] for r in per_case if not r[0]]
+        rows.append((threshold, fraction, peak, f"{np.mean([r[1] for r in per_case]):.3f}",
+                     f"{np.mean([r[1] for r in lesion]):.3f}", f"{sum(r[2] > 0 for r in lesion)}/{len(lesion)}",
+                     f"{np.mean(fp) if fp else 0:.2f}", f"{sum(v == 0 for v in fp)}/{len(fp)}"))
+    print(json.dumps({"cases": len(loaded), "tta": args.tta, "weights": str(args.weights)}))
+    print(table(rows, ("threshold", "min fraction", "min peak", "Dice all", "Dice lesion", "detected",
+                       "FP mL (lesion-free)", "lesion-free empty")))
+
+
+def print_breakdown(loaded: list, threshold: float, min_fraction: float) -> None:
+    rows = [(name, error_breakdown(prob, brain, label, voxel_ml, threshold, min_fraction))
+            for name, prob, brain, label, voxel_ml in loaded]
+    rows.sort(key=lambda r: r[1]["dice"])
+    keys = list(rows[0][1])
+    print(table([(name, *(f"{v[k]:.3f}" if k == "dice" else f"{v[k]:.2f}" for k in keys)) for name, v in rows],
+                ("case", *keys)))
+    lesion = [v for _, v in rows if v["lesion_ml"] > 0]
+    print("lesion cases, totals in mL: " + ", ".join(f"{k} {sum(v[k] for v in lesion):.1f}" for k in keys[2:])
+          + f" (of {sum(v['lesion_ml'] for v in lesion):.1f} lesion mL)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The post-processing sweep scores settings from per-component counts instead of building masks;
+it is only worth its numbers if that equals what ``ich_infer.postprocess`` would produce."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from ich_infer.metrics import dice
+from ich_infer.postprocess import remove_small_components
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from postprocess_sweep import component_table, score  # noqa: E402
+
+
+@pytest.mark.parametrize("threshold,fraction,min_peak",
+                         [(0.5, 0.1, 0.0), (0.3, 0.3, 0.0), (0.5, 0.1, 0.85), (0.5, 0.5, 0.0)])
+def test_sweep_scores_equal_masks_built_the_product_way(threshold, fraction, min_peak):
+    rng = np.random.default_rng(3)
+    spikes = np.zeros((12, 40, 40))  # blobs of different sizes and peak probabilities
+    for _ in range(12):
+        spikes[tuple(rng.integers(0, s) for s in spikes.shape)] = rng.uniform(0.3, 1.0)
+    prob = ndi.gaussian_filter(spikes, 1.2)
+    prob = (prob / prob.max()) ** 0.5
+    brain = np.zeros(prob.shape, bool)
+    brain[1:11, 4:36, 4:36] = True
+    label = ndi.binary_dilation(prob > 0.6, iterations=1)
+    sizes, peaks, overlap = component_table(prob, brain, label, threshold)
+    got, found, total = score(sizes, peaks, overlap, int(label.sum()), fraction, max(min_peak, threshold))
+
+    mask, n, _ = remove_small_components((prob >= threshold) & brain, fraction)
+    labels, _ = ndi.label(mask)
+    for k in range(1, labels.max() + 1):  # the optional peak rule, applied component by component
+        if prob[labels == k].max() < min_peak:
+            mask[labels == k] = False
+    assert n == len(sizes) > 3
+    assert got == pytest.approx(dice(label, mask))
+    assert (found, total) == (int((mask & label).sum()), int(mask.sum()))
