@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
 from training.cv import main as cv_main
 from training.cv import split_folds, train_val_split
-from training.data import CaseArrays, discover
+from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
 from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, sample_centres
 
@@ -105,6 +107,23 @@ def smoke_data(tmp_path_factory, phantoms):
     return root
 
 
+def test_describe_data_names_generator_version_and_dataset_seed(tmp_path, smoke_data):
+    from training.phantom import GENERATOR_VERSION
+
+    cases = discover(smoke_data)
+    catalogue = {c.case: {"seed": 2027 * 100003 + i, "generator_version": GENERATOR_VERSION, "lesions": []}
+                 for i, c in enumerate(cases)}  # what write_dataset(seed=2027) records
+    folder = tmp_path / "phantoms"
+    folder.mkdir()
+    (folder / "cases.json").write_text(json.dumps(catalogue))
+    line = describe_data(folder, cases)
+    assert line.startswith(f"6 synthetic phantoms from ichseg's phantom generator v{GENERATOR_VERSION} ")
+    assert "dataset seed 2027)" in line and "NOT INSTANCE" in line
+    catalogue[cases[0].case]["generator_version"] = -1  # a mixed folder says so
+    (folder / "cases.json").write_text(json.dumps(catalogue))
+    assert f"generator v-1/{GENERATOR_VERSION} " in describe_data(folder, cases)
+
+
 def test_discovery_errors(tmp_path, smoke_data):
     assert len(discover(smoke_data)) == 6
     with pytest.raises(Exception, match="expected images/"):
@@ -122,10 +141,14 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data):
     ensemble = load_weights(out)
     assert len(ensemble.models) == 2
     assert (out / "cv_report.csv").read_text().startswith("fold,case,dice")
-    assert ensemble.manifest["training"]["cv_summary"]["cases"] == 6
+    training = ensemble.manifest["training"]
+    assert training["cv_summary"]["cases"] == 6
+    # Provenance written by the run itself, not by hand (phantom folders: see test_describe_data).
+    assert training["data_source"] == f"6 cases from {smoke_data.name}/"
+    assert training["command"].startswith("python -m training.cv --data ") and "--config smoke" in training["command"]
+    assert training["hardware"].startswith("cpu")
 
     # Interrupted after epoch 0, resumed: the same weights as the uninterrupted run.
-    import json
     from dataclasses import replace
 
     config = tmp_path / "one_epoch.json"

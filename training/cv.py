@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from ich_infer.predict import resolve_device, segment
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sha256_of
 
 from .configs import TrainConfig, load_config
-from .data import Case, CaseArrays, discover, load_case
+from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
 from .sampling import PatchSpec, epoch_specs, extract, hard_cases
 
@@ -232,7 +233,7 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 
 # ------------------------------------------------------------------------------------------- main
 def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
-        resume: bool, work: Path | None = None, echo=print, init: Path | None = None) -> dict:
+        resume: bool, work: Path | None = None, echo=print, init: Path | None = None, command: str = "") -> dict:
     cases = discover(data)
     init_states = initial_weights(init, cfg) if init is not None else None
     init_note = None if init is None else {"weights": str(init), "manifest_sha256": sha256_of(init / MANIFEST)}
@@ -267,10 +268,18 @@ def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device
                                             "val_cases": [cases[i].case for i in val_idx]}, indent=1, default=str))
         mean = np.mean([r["dice"] for r in rows])
         echo(f"fold {fold}: best epoch {result.best_epoch}, held-out Dice {mean:.3f} over {len(rows)} cases")
-    return assemble(out, work, cfg, cases, echo)
+    provenance = {"data_source": describe_data(data, cases), "hardware": describe_device(device), "command": command}
+    return assemble(out, work, cfg, cases, echo, provenance)
 
 
-def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=print) -> dict:
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type}, {torch.get_num_threads()} threads"
+
+
+def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=print,
+             provenance: dict | None = None) -> dict:
     """When every fold is finished: weights folder, cv_report.csv and cv_summary.json in ``out``."""
     finished = [json.loads((work / f"fold_{k}_done.json").read_text()) if (work / f"fold_{k}_done.json").is_file()
                 else None for k in range(cfg.folds)]
@@ -300,7 +309,7 @@ def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=pr
                 "epochs": [f["epochs"] for f in finished], "best_epochs": [f["best_epoch"] for f in finished],
                 "train_config": {k: v for k, v in cfg.to_dict().items() if k != "ich"},
                 "initialised_from": finished[0].get("initialised_from"),
-                "cv_summary": summary}
+                **(provenance or {}), "cv_summary": summary}
     save_weights(out, cfg.ich, models, training)
     atomic_write_text(out / "cv_summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     echo(f"CV: Dice {summary['dice_mean']:.3f} ± {summary['dice_std']:.3f} over {summary['cases']} cases; "
@@ -332,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = replace(cfg, workers=args.workers)
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-        run(args.data, args.out, cfg, folds, resolve_device(args.device), args.resume, args.work, init=args.init)
+        command = shlex.join(["python", "-m", "training.cv", *(sys.argv[1:] if argv is None else argv)])
+        run(args.data, args.out, cfg, folds, resolve_device(args.device), args.resume, args.work, init=args.init,
+            command=command)
     except (IchsegError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
