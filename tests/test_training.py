@@ -108,10 +108,10 @@ def smoke_data(tmp_path_factory, phantoms):
 
 
 def test_describe_data_names_generator_version_and_dataset_seed(tmp_path, smoke_data):
-    from training.phantom import GENERATOR_VERSION
+    from training.phantom import CASE_SEED_STRIDE, GENERATOR_VERSION
 
     cases = discover(smoke_data)
-    catalogue = {c.case: {"seed": 2027 * 100003 + i, "generator_version": GENERATOR_VERSION, "lesions": []}
+    catalogue = {c.case: {"seed": 2027 * CASE_SEED_STRIDE + i, "generator_version": GENERATOR_VERSION, "lesions": []}
                  for i, c in enumerate(cases)}  # what write_dataset(seed=2027) records
     folder = tmp_path / "phantoms"
     folder.mkdir()

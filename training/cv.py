@@ -273,6 +273,7 @@ def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device
 
 
 def describe_device(device: torch.device) -> str:
+    """For the manifest: throughput and the width that fits depend on it (README, weights/README.md)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{device.type}, {torch.get_num_threads()} threads"

@@ -103,15 +103,17 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
     """One line for the weights manifest saying what the models were trained on.
 
     Phantom folders carry ``cases.json`` with each case's seed and generator version, from which the
-    dataset seed follows (case ``i`` has seed ``dataset_seed * 100003 + i``), so the line is enough
-    to regenerate the data; anything else is named by its folder and case count.
+    dataset seed follows (see ``write_dataset``), so the line is enough to regenerate the data;
+    anything else is named by its folder and case count.
     """
+    from .phantom import CASE_SEED_STRIDE
+
     catalogue_path = Path(data_dir) / "cases.json"
     catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
     entries = [catalogue.get(c.case) for c in cases]
     if entries and all(isinstance(e, dict) and "generator_version" in e and "seed" in e for e in entries):
         versions = sorted({e["generator_version"] for e in entries})
-        seeds = sorted({e["seed"] // 100003 for e in entries})
+        seeds = sorted({e["seed"] // CASE_SEED_STRIDE for e in entries})
         return (f"{len(cases)} synthetic phantoms from ichseg's phantom generator "
                 f"v{'/'.join(map(str, versions))} (training/phantom.py, dataset seed "
                 f"{', '.join(map(str, seeds))}); NOT INSTANCE 2022 and no patient data")

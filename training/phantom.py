@@ -30,6 +30,7 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
 GENERATOR_VERSION = 2  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule
+CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
 
 
@@ -563,13 +564,13 @@ def write_dataset(out: str | Path, n: int, seed: int = 0, settings: PhantomSetti
                   prefix: str = "phantom", workers: int = 1) -> list[Path]:
     """``out/images/<id>.nii.gz`` (int16 HU), ``out/labels/<id>.nii.gz`` (uint8) and ``out/cases.json``.
 
-    Case ``i`` uses seed ``seed * 100003 + i``, so any case can be regenerated alone, and the bytes
+    Case ``i`` uses seed ``seed * CASE_SEED_STRIDE + i``, so any case can be regenerated alone, and the bytes
     of a case do not depend on ``workers`` (each case is a pure function of its seed).
     """
     from ich_infer.io import atomic_write_text
 
     out = Path(out)
-    jobs = [(out, f"{prefix}_{seed:03d}_{i:04d}", seed * 100003 + i, settings) for i in range(n)]
+    jobs = [(out, f"{prefix}_{seed:03d}_{i:04d}", seed * CASE_SEED_STRIDE + i, settings) for i in range(n)]
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
