@@ -26,10 +26,8 @@ from common import table
 from scipy import ndimage as ndi
 
 from ich_infer.io import read_image, read_mask
-from ich_infer.predict import DEFAULT_WEIGHTS
-from ich_infer.preprocess import preprocess
-from ich_infer.sliding_window import predict_probabilities
-from ich_infer.weights import load_weights
+from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
+from ich_infer.weights import Ensemble, load_weights
 from training.cv import split_folds
 from training.data import discover
 
@@ -54,10 +52,8 @@ def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
                 continue
             volume, geometry = read_image(case.image)
             truth, _ = read_mask(case.label)
-            cfg = ensemble.config
-            pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
-            prob = pre.to_native(predict_probabilities(pre.image, pre.brain, [ensemble.models[fold]],
-                                                      cfg.inference, "cpu", tta))
+            fold_model = Ensemble(ensemble.config, [ensemble.models[fold]])
+            prob, pre = native_probabilities(volume, geometry, fold_model, "cpu", tta)
             np.savez_compressed(target, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
                                 label=truth.astype(bool), voxel_ml=geometry.voxel_volume_ml, fold=fold)
             print(f"fold {fold} {case.case}: cached", flush=True)
@@ -76,11 +72,18 @@ def component_table(prob: np.ndarray, brain: np.ndarray, label: np.ndarray, thre
     return sizes, peaks[1:], overlap
 
 
+def kept(sizes: np.ndarray, peaks: np.ndarray, min_fraction: float, min_peak: float) -> np.ndarray:
+    """Components that survive: at least ``min_fraction`` of the largest (as ``ich_infer.postprocess``)
+    and, optionally, a peak probability of at least ``min_peak``."""
+    if not len(sizes):
+        return np.zeros(0, bool)
+    return (sizes >= min_fraction * sizes.max()) & (peaks >= min_peak)
+
+
 def score(sizes: np.ndarray, peaks: np.ndarray, overlap: np.ndarray, truth_voxels: int,
           min_fraction: float, min_peak: float) -> tuple[float, int, int]:
-    """Dice, lesion voxels found and mask voxels after keeping components of at least ``min_fraction``
-    of the largest whose peak probability reaches ``min_peak`` (as ``ich_infer.postprocess`` would)."""
-    keep = (sizes >= min_fraction * sizes.max()) & (peaks >= min_peak) if len(sizes) else np.zeros(0, bool)
+    """Dice, lesion voxels found and mask voxels over the :func:`kept` components."""
+    keep = kept(sizes, peaks, min_fraction, min_peak)
     found, total = int(overlap[keep].sum()), int(sizes[keep].sum())
     both = total + truth_voxels
     return (1.0 if both == 0 else 2.0 * found / both), found, total
@@ -92,11 +95,9 @@ def error_breakdown(prob: np.ndarray, brain: np.ndarray, label: np.ndarray, voxe
     mask, where no threshold can find it), false positive in components touching the lesion
     (boundary) and in components apart from it."""
     sizes, peaks, overlap = component_table(prob, brain, label, threshold)
-    keep = sizes >= min_fraction * sizes.max() if len(sizes) else np.zeros(0, bool)
-    found = int(overlap[keep].sum())
-    apart = int(sizes[keep & (overlap == 0)].sum())
-    touching = int((sizes[keep] - overlap[keep]).sum()) - apart
-    dice = score(sizes, peaks, overlap, int(label.sum()), min_fraction, threshold)[0]
+    dice, found, total = score(sizes, peaks, overlap, int(label.sum()), min_fraction, threshold)
+    apart = int(sizes[kept(sizes, peaks, min_fraction, threshold) & (overlap == 0)].sum())
+    touching = total - found - apart
     return {"lesion_ml": label.sum() * voxel_ml, "dice": dice,
             "missed_ml": (label.sum() - found) * voxel_ml, "missed_outside_brain_ml": (label & ~brain).sum() * voxel_ml,
             "fp_touching_ml": touching * voxel_ml, "fp_apart_ml": apart * voxel_ml}

@@ -25,7 +25,7 @@ from . import __version__
 from .errors import IchsegError, about
 from .io import Geometry, atomic_write_text, case_id, list_images, read_image, read_mask, write_mask
 from .postprocess import postprocess
-from .preprocess import preprocess
+from .preprocess import Preprocessed, preprocess
 from .sliding_window import predict_probabilities
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
@@ -81,13 +81,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def native_probabilities(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
+                         device: torch.device | str = "cpu", tta: bool = False) -> tuple[np.ndarray, Preprocessed]:
+    """The ensemble's averaged lesion probability on the scan's own grid, before any post-processing,
+    and the preprocessing it came from (brain mask, orientation); also what post-processing is tuned on."""
+    cfg = ensemble.config
+    pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
+    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta)
+    return pre.to_native(prob), pre
+
+
 def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: torch.device | str = "cpu",
             tta: bool = False) -> Segmentation:
     """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid."""
     cfg = ensemble.config
-    pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
-    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta)
-    prob_native = pre.to_native(prob)
+    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, tta)
     mask, info = postprocess(prob_native, pre.brain_native, cfg.inference)
     canonical = pre.orientation.to_canonical(mask)
     spacing = pre.orientation.spacing(geometry.spacing)

@@ -176,7 +176,6 @@ def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):
 
 def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data):
     import hashlib
-    import json
     from dataclasses import replace
 
     released = tmp_path / "released"

@@ -118,4 +118,3 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
                 f"v{'/'.join(map(str, versions))} (training/phantom.py, dataset seed "
                 f"{', '.join(map(str, seeds))}); NOT INSTANCE 2022 and no patient data")
     return f"{len(cases)} cases from {Path(data_dir).name}/"
-
