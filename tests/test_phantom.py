@@ -139,4 +139,10 @@ def test_intracranial_structures_that_are_not_blood(composed_heads):
         sagittal_sinus = t.ics & (np.abs(x) < 1) & (t.d_in < 2.5) & (z > 40) & (np.abs(y) < 50)
         assert 38 <= np.median(hu[sagittal_sinus]) <= 68  # venous blood under the vertex
         assert not masks["blood_space"][sagittal_sinus].any()
+        # v3: sigmoid sinuses line the lateral posterior fossa walls on both sides, below anything the
+        # v2 transverse sinus reached (its lowest voxel was above z = -34 mm).
+        veins = t.ics & ~dense & ~masks["blood_space"]
+        for side in (-1, 1):
+            sigmoid_wall = t.ics & (side * x > 35) & (t.d_in < 3) & (z < -34) & (z > -45) & (y < -35) & (y > -75)
+            assert veins[sigmoid_wall].any() and 38 <= np.median(hu[veins & sigmoid_wall]) <= 76
         assert 33 <= gm_hu <= 47

@@ -29,7 +29,8 @@ SUBTYPES = ("IPH", "SDH", "EDH", "IVH", "SAH")
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
-GENERATOR_VERSION = 2  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule
+GENERATOR_VERSION = 3  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
+# 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
 
@@ -226,16 +227,32 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
 
     # Dural venous sinuses and the tentorium (torcula at the internal occipital protuberance).
     torcula_z = rng.uniform(-14, 0)
-    sinus_hu = rng.uniform(40, 62)
-    depth = rng.uniform(5, 8)  # superior sagittal sinus: a triangle under the inner table at the midline
+    sinus_hu = rng.uniform(40, 70)  # venous blood, brighter with a high haematocrit
+    # Superior sagittal sinus: a triangle under the midline inner table that widens towards the
+    # torcula (v3: the real head's sinus there is ~1 cm deep, twice v2's fixed 5-8 mm).
+    depth = rng.uniform(5, 8) + rng.uniform(0, 5) * np.clip((-40 - y) / 50, 0, 1)
     sss = ics & (d_in < depth) & (np.abs(x) < 0.8 * (depth - d_in) + 0.6) & (z > torcula_z - 3) & (y < 55)
-    ts_half, ts_depth = rng.uniform(2.5, 4.5), rng.uniform(4, 6.5)
-    transverse = ics & (d_in < ts_depth) & (np.abs(z - torcula_z + 0.25 * np.abs(x)) < ts_half) & (y < -35)
+    torcula = ics & (d_in < rng.uniform(6, 11)) \
+        & (_ellipsoid(x, y, z, (0, -100, torcula_z), (rng.uniform(8, 14), 30, rng.uniform(6, 10))) < 1)
+    # Transverse and sigmoid sinuses, usually one side dominant. The sigmoid sinus runs from the
+    # lateral end of the transverse sinus down and forward along the posterior fossa wall to the
+    # jugular foramen; v2 had none, and the first real-head check put half its false positive there.
+    ts_half = rng.uniform(2.5, 4.5)
+    side_scale = {side: 1.0 for side in (-1, 1)}
+    side_scale[int(rng.choice([-1, 1]))] = rng.uniform(0.5, 1.0)
+    scale = np.where(x < 0, side_scale[-1], side_scale[1]).astype(np.float32)
+    ts_depth = rng.uniform(4, 8) * scale
+    transverse = ics & (d_in < ts_depth) & (np.abs(z - torcula_z + 0.25 * np.abs(x)) < ts_half * scale) & (y < -35)
+    sg_top = torcula_z - 0.25 * 50
+    sg_drop = np.float32(sg_top) - z
+    sg_y = rng.uniform(-70, -58) + rng.uniform(0.5, 1.0) * sg_drop
+    sigmoid = ics & (d_in < rng.uniform(5, 9) * scale) & (np.abs(y - sg_y) < rng.uniform(4, 7) * scale) \
+        & (np.abs(x) > 28) & (sg_drop > -ts_half) & (sg_drop < rng.uniform(22, 32))
     tent_z = torcula_z + 0.4 * (y + 100) - 0.3 * np.abs(x)
     tentorium = ics & (np.abs(z - tent_z) < rng.uniform(0.6, 1.0)) & (y > -110) & (y < -45) \
         & ~((np.abs(x) < 14) & (y > -70)) & (brain_p < 0.9)  # open incisura around the midbrain
     straight = ics & (np.abs(x) < 2.5) & (np.abs(z - tent_z) < 2.5) & (y < -50) & (y > -100)
-    veins = sss | transverse | straight
+    veins = sss | torcula | transverse | sigmoid | straight
     hu = np.where(veins, sinus_hu + 3 * fields(2.0), hu)
     hu = np.where(tentorium & ~veins, np.maximum(hu, rng.uniform(40, 65)), hu)
 
@@ -256,6 +273,22 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     dense &= ics
     spur_hu = np.clip(rng.uniform(500, 1100) + 200 * fields(4.0), 300, 1500)
     hu = np.where(dense, spur_hu, hu)
+
+    # Around the sella: anterior clinoid processes and dorsum sellae (bone), calcified carotid siphons.
+    # Their 5 mm partial volume gives 70-140 HU blotches beside the sella on real scans (v3).
+    for side in (-1, 1):
+        clinoid = (_ellipsoid(x, y, z, (side * rng.uniform(9, 14), rng.uniform(0, 8), rng.uniform(-22, -14)),
+                              (rng.uniform(1.5, 3), rng.uniform(5, 9), rng.uniform(1.5, 3))) < 1)
+        hu = np.where(clinoid, np.maximum(hu, rng.uniform(400, 1000)), hu)
+        dense |= clinoid & ics
+        if rng.random() < 0.5:
+            siphon = ics & (_ellipsoid(x, y, z, (side * rng.uniform(12, 17), rng.uniform(-6, 6), rng.uniform(-30, -20)),
+                                       rng.uniform(1.5, 3.5, size=3)) < 1)
+            hu = np.where(siphon, rng.uniform(150, 450), hu)
+            dense |= siphon
+    dorsum = _ellipsoid(x, y, z, (0, rng.uniform(-16, -10), rng.uniform(-26, -18)), (rng.uniform(4, 7), 1.8, rng.uniform(4, 7))) < 1
+    hu = np.where(dorsum, np.maximum(hu, rng.uniform(400, 1000)), hu)
+    dense |= dorsum & ics
 
     # Physiological calcification: pineal gland and choroid plexus glomera (each in about half the heads).
     for centre, chance in (((0, -30, 3), 0.5), ((-27, -40, 16), 0.45), ((27, -40, 16), 0.45)):
