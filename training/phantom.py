@@ -286,7 +286,8 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
                                        rng.uniform(1.5, 3.5, size=3)) < 1)
             hu = np.where(siphon, rng.uniform(150, 450), hu)
             dense |= siphon
-    dorsum = _ellipsoid(x, y, z, (0, rng.uniform(-16, -10), rng.uniform(-26, -18)), (rng.uniform(4, 7), 1.8, rng.uniform(4, 7))) < 1
+    dorsum = _ellipsoid(x, y, z, (0, rng.uniform(-16, -10), rng.uniform(-26, -18)),
+                        (rng.uniform(4, 7), 1.8, rng.uniform(4, 7))) < 1
     hu = np.where(dorsum, np.maximum(hu, rng.uniform(400, 1000)), hu)
     dense |= dorsum & ics
 
