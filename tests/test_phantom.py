@@ -140,7 +140,8 @@ def test_intracranial_structures_that_are_not_blood(composed_heads):
         assert 38 <= np.median(hu[sagittal_sinus]) <= 68  # venous blood under the vertex
         assert not masks["blood_space"][sagittal_sinus].any()
         # v3: sigmoid sinuses line the lateral posterior fossa walls on both sides, below anything the
-        # v2 transverse sinus reached (its lowest voxel was above z = -34 mm).
+        # v2 sinuses reached (generator v2 on these two heads: lowest sinus voxel with |x| > 35 mm at
+        # z = -32 mm, none in this wall).
         veins = t.ics & ~dense & ~masks["blood_space"]
         for side in (-1, 1):
             sigmoid_wall = t.ics & (side * x > 35) & (t.d_in < 3) & (z < -34) & (z > -45) & (y < -35) & (y > -75)

@@ -243,7 +243,7 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     scale = np.where(x < 0, side_scale[-1], side_scale[1]).astype(np.float32)
     ts_depth = rng.uniform(4, 8) * scale
     transverse = ics & (d_in < ts_depth) & (np.abs(z - torcula_z + 0.25 * np.abs(x)) < ts_half * scale) & (y < -35)
-    sg_top = torcula_z - 0.25 * 50
+    sg_top = torcula_z - 0.25 * 50  # the transverse sinus's height where it turns down, 50 mm from the midline
     sg_drop = np.float32(sg_top) - z
     sg_y = rng.uniform(-70, -58) + rng.uniform(0.5, 1.0) * sg_drop
     sigmoid = ics & (d_in < rng.uniform(5, 9) * scale) & (np.abs(y - sg_y) < rng.uniform(4, 7) * scale) \
