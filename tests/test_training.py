@@ -3,15 +3,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
 from training.cv import main as cv_main
-from training.cv import split_folds, train_val_split
+from training.cv import dataset_folds, discover_datasets, split_folds, train_val_split
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
-from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, sample_centres
+from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, hard_negative_voxels, sample_centres
 
 
 def _arrays(seed=0, shape=(20, 60, 60), lesion=True):
@@ -33,6 +34,30 @@ def test_balanced_sampling_half_on_lesions_all_in_brain():
     assert arrays.brain[tuple(centres.T)].all()
     free = _arrays(lesion=False)
     assert free.brain[tuple(sample_centres(free, 200, 0.5, np.random.default_rng(1)).T)].all()
+
+
+def test_hard_negatives_sit_on_bright_lesion_free_structures():
+    arrays = _arrays()
+    arrays.image[0, 4:16, 40:44, 10:14] += 6.0  # a dense "sinus", not labelled
+    arrays.image[0][arrays.label] += 6.0  # the lesion is as bright and must never count as a negative
+    sinus = np.zeros_like(arrays.brain)
+    sinus[4:16, 40:44, 10:14] = True
+    hard = np.zeros(arrays.brain.size, bool)
+    hard[hard_negative_voxels(arrays, 0.98)] = True
+    hard = hard.reshape(arrays.brain.shape)
+    # The bright structures and, through the in-plane mean, their one-voxel rims (the lesion's rim
+    # too: lesion-border negatives); never the lesion. Here they are under 2 % of the brain, so the
+    # set is topped up from the noise tail of plain tissue, but only a little.
+    near_bright = ndi.binary_dilation(sinus | arrays.label, np.ones((1, 3, 3), bool))
+    assert not (hard & arrays.label).any() and hard[sinus].all()
+    assert (hard & ~near_bright).sum() < 0.15 * hard.sum()
+    centres = sample_centres(arrays, 2000, 0.5, np.random.default_rng(0), hard_negative_fraction=0.25)
+    picked = tuple(centres.T)
+    assert abs(arrays.label[picked].mean() - 0.5) < 0.03
+    assert 0.24 <= (hard[picked]).mean() <= 0.27  # the hard quarter, plus a few uniform picks there
+    # Off by default, and then not a single extra random draw: older configurations sample as before.
+    np.testing.assert_array_equal(sample_centres(arrays, 50, 0.5, np.random.default_rng(3)),
+                                  sample_centres(arrays, 50, 0.5, np.random.default_rng(3), 0.0))
 
 
 def test_patches_near_borders_are_padded():
@@ -84,6 +109,18 @@ def test_folds_are_deterministic_and_partition_the_cases():
     assert [f.tolist() for f in folds] == [f.tolist() for f in split_folds(23, 5, seed=3)]
     train, val = train_val_split(np.arange(20), 0.2, 0, 1)
     assert len(val) == 4 and not set(train) & set(val)
+
+
+def test_several_datasets_keep_each_ones_folds(tmp_path, smoke_data):
+    assert [f.tolist() for f in dataset_folds([23], 5, 3)] == [f.tolist() for f in split_folds(23, 5, 3)]
+    folds = dataset_folds([23, 12], 5, 3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(35))
+    for k, (a, b) in enumerate(zip(split_folds(23, 5, 3), split_folds(12, 5, 3))):
+        assert folds[k].tolist() == a.tolist() + (b + 23).tolist()  # fold k of each, unmoved
+    cases, sizes = discover_datasets([smoke_data])
+    assert sizes == [6] and len(cases) == 6
+    with pytest.raises(Exception, match="also in"):
+        discover_datasets([smoke_data, smoke_data])
 
 
 def test_named_configs():

@@ -20,6 +20,8 @@ class TrainConfig:
     ich: IchConfig = field(default_factory=IchConfig)
     patches_per_image: int = 3000  # paper 2.5
     lesion_fraction: float = 0.5  # half the patch centres on lesion voxels (paper 2.3)
+    hard_negative_fraction: float = 0.0  # centres on the brightest lesion-free brain (not in the paper)
+    hard_negative_quantile: float = 0.98
     batch_size: int = 16
     max_epochs: int = 100
     patience: int = 10  # early stopping on validation loss (paper 2.5)
@@ -78,6 +80,10 @@ CONFIGS: dict[str, TrainConfig] = {
     "cpu": CPU,
     # Fine-tuning a released cpu ensemble on a new phantom generation (python -m training.cv --init ...).
     "cpu_finetune": replace(CPU, max_epochs=5),
+    # Release 5: fine-tuning on two phantom generations at once with a fifth of the patches on hard
+    # negatives (sinuses, calcifications); fewer patches per image keep 160 training cases per fold
+    # within a 2-core CPU session.
+    "cpu_finetune_hn": replace(CPU, max_epochs=3, patches_per_image=40, hard_negative_fraction=0.2),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},

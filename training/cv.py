@@ -55,6 +55,32 @@ def split_folds(n_cases: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
+def dataset_folds(sizes: list[int], folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out indices per fold over datasets concatenated in order, each dataset split on its own.
+
+    Adding a dataset then never moves a case of another one to a different fold, so fold k can be
+    fine-tuned from fold k of weights trained on any one of them and its held-out cases stay unseen.
+    With one dataset this is ``split_folds``.
+    """
+    offsets = np.cumsum([0, *sizes[:-1]])
+    parts = [split_folds(n, folds, seed) for n in sizes]
+    return [np.concatenate([p[k] + off for p, off in zip(parts, offsets)]) for k in range(folds)]
+
+
+def discover_datasets(folders: list[Path]) -> tuple[list[Case], list[int]]:
+    """The cases of every folder in order, and each folder's case count; case names must be unique."""
+    cases, sizes, seen = [], [], {}
+    for folder in folders:
+        found = discover(folder)
+        for case in found:
+            if case.case in seen:
+                raise IchsegError(case.image, f"case name {case.case!r} is also in {seen[case.case]}")
+            seen[case.case] = folder
+        cases += found
+        sizes.append(len(found))
+    return cases, sizes
+
+
 def train_val_split(indices: np.ndarray, val_fraction: float, seed: int, fold: int) -> tuple[list[int], list[int]]:
     order = np.random.default_rng([seed, fold, 7]).permutation(indices)
     n_val = max(1, int(round(len(order) * val_fraction)))
@@ -180,13 +206,16 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
         echo(f"fold {fold}: resuming after epoch {meta['epoch']}")
     hard = hard_cases(train, cfg.hard_case_fraction)
     val_specs = epoch_specs(val, cfg.val_patches_per_image, cfg.lesion_fraction,
-                            np.random.default_rng([cfg.seed, fold, 10**6]), augment=False)
+                            np.random.default_rng([cfg.seed, fold, 10**6]), augment=False,
+                            hard_negative_fraction=cfg.hard_negative_fraction,
+                            hard_negative_quantile=cfg.hard_negative_quantile)
     val_loader = _loader(val, val_specs, cfg, device)
     epoch = meta["epoch"] + 1
     while epoch < cfg.max_epochs and not meta["stopped"]:
         rng = _seed_epoch(cfg, fold, epoch)
         specs = epoch_specs(train, cfg.patches_per_image, cfg.lesion_fraction, rng, hard, True,
-                            cfg.flip_probability, cfg.rotation_degrees)
+                            cfg.flip_probability, cfg.rotation_degrees, cfg.hard_negative_fraction,
+                            cfg.hard_negative_quantile)
         tic = time.perf_counter()
         train_loss, _ = _run_epoch(model, _loader(train, specs, cfg, device), optimizer, cfg, device)
         train_s = time.perf_counter() - tic
@@ -232,14 +261,15 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 
 
 # ------------------------------------------------------------------------------------------- main
-def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
+def run(data: Path | list[Path], out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
         resume: bool, work: Path | None = None, echo=print, init: Path | None = None, command: str = "") -> dict:
-    cases = discover(data)
+    folders = [data] if isinstance(data, Path) else list(data)
+    cases, sizes = discover_datasets(folders)
     init_states = initial_weights(init, cfg) if init is not None else None
     init_note = None if init is None else {"weights": str(init), "manifest_sha256": sha256_of(init / MANIFEST)}
     work = work or out / "work"
     cache = work / "cache"
-    fold_sets = split_folds(len(cases), cfg.folds, cfg.seed)
+    fold_sets = dataset_folds(sizes, cfg.folds, cfg.seed)
     wanted = folds if folds is not None else list(range(cfg.folds))
     echo(f"{len(cases)} cases, {cfg.folds} folds, training folds {wanted} on {device}")
     arrays: dict[int, CaseArrays] = {}
@@ -268,7 +298,9 @@ def run(data: Path, out: Path, cfg: TrainConfig, folds: list[int] | None, device
                                             "val_cases": [cases[i].case for i in val_idx]}, indent=1, default=str))
         mean = np.mean([r["dice"] for r in rows])
         echo(f"fold {fold}: best epoch {result.best_epoch}, held-out Dice {mean:.3f} over {len(rows)} cases")
-    provenance = {"data_source": describe_data(data, cases), "hardware": describe_device(device), "command": command}
+    offsets = np.cumsum([0, *sizes])
+    source = " + ".join(describe_data(f, cases[a:b]) for f, a, b in zip(folders, offsets[:-1], offsets[1:]))
+    provenance = {"data_source": source, "hardware": describe_device(device), "command": command}
     return assemble(out, work, cfg, cases, echo, provenance)
 
 
@@ -320,7 +352,9 @@ def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=pr
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.cv", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="images/ + labels/ (or INSTANCE data/ + label/)")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="images/ + labels/ (or INSTANCE data/ + label/); several folders are trained on "
+                             "together, each split into folds on its own")
     parser.add_argument("--out", type=Path, required=True, help="weights folder to write")
     parser.add_argument("--config", default="paper", help="named config (paper, cpu, smoke, ablations) or JSON")
     parser.add_argument("--folds", default=None, help="comma-separated fold indices (default: all)")

@@ -1,7 +1,10 @@
 """Balanced patch sampling (paper 2.3) and patch augmentation (paper 2.5).
 
 Per image a target number of patch centres: ``lesion_fraction`` of them on lesion voxels, the rest
-uniformly on brain-mask voxels (lesion-free images take all centres from the brain). Patches near
+uniformly on brain-mask voxels (lesion-free images take all centres from the brain). Optionally a
+``hard_negative_fraction`` of the centres is taken instead from the brightest lesion-free brain
+voxels: dural sinuses, calcifications and bone partial volume, the blood-dense structures a
+hyperdensity detector confuses with haemorrhage and that uniform brain sampling seldom visits. Patches near
 the volume border are padded, so small volumes never crash. Every random choice is drawn up front
 into a :class:`PatchSpec`, so a batch is a pure function of its specs (reproducible and resumable).
 """
@@ -25,26 +28,48 @@ class PatchSpec:
     angle: float = 0.0  # in-plane rotation, degrees
 
 
-def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels, the rest in the brain."""
+def hard_negative_voxels(arrays: CaseArrays, quantile: float) -> np.ndarray:
+    """Flat indices of lesion-free brain voxels at or above ``quantile`` of their in-plane 3x3 mean.
+
+    The mean keeps image noise from filling the set with isolated bright voxels of normal tissue:
+    what stays bright after it are structures, which is what the network needs to see more of.
+    """
+    negative = arrays.brain & ~arrays.label
+    if not negative.any():
+        return np.flatnonzero(negative)
+    smooth = ndi.uniform_filter(arrays.image[0], size=(1, 3, 3), mode="nearest")
+    cut = np.quantile(smooth[negative], quantile)
+    return np.flatnonzero(negative & (smooth >= cut))
+
+
+def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator,
+                   hard_negative_fraction: float = 0.0, hard_negative_quantile: float = 0.98) -> np.ndarray:
+    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels,
+    ``round(n * hard_negative_fraction)`` on hard negatives, the rest anywhere in the brain."""
     lesion = np.flatnonzero(arrays.label)
     brain = np.flatnonzero(arrays.brain)
     if len(brain) == 0:
         brain = np.arange(arrays.brain.size)
     n_lesion = int(round(n * lesion_fraction)) if len(lesion) else 0
-    picks = np.concatenate([rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion)])
-    return np.stack(np.unravel_index(picks, arrays.brain.shape), axis=1)
+    n_hard = min(int(round(n * hard_negative_fraction)), n - n_lesion)
+    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_hard)]
+    if n_hard:  # no draw at all when off, so configurations without it sample exactly as before
+        hard = hard_negative_voxels(arrays, hard_negative_quantile)
+        parts.append(rng.choice(hard if len(hard) else brain, n_hard))
+    return np.stack(np.unravel_index(np.concatenate(parts), arrays.brain.shape), axis=1)
 
 
 def epoch_specs(cases: list[CaseArrays], per_image: int, lesion_fraction: float, rng: np.random.Generator,
                 hard: set[int] = frozenset(), augment: bool = True, flip_probability: float = 0.5,
-                rotation_degrees: float = 10.0) -> list[PatchSpec]:
+                rotation_degrees: float = 10.0, hard_negative_fraction: float = 0.0,
+                hard_negative_quantile: float = 0.98) -> list[PatchSpec]:
     """All patch specs of one epoch, shuffled; ``hard`` cases get a second, always-augmented set."""
     specs: list[PatchSpec] = []
     for index, arrays in enumerate(cases):
         rounds = [augment] + ([True] if index in hard else [])
         for augmented in rounds:
-            for centre in sample_centres(arrays, per_image, lesion_fraction, rng):
+            for centre in sample_centres(arrays, per_image, lesion_fraction, rng, hard_negative_fraction,
+                                         hard_negative_quantile):
                 if augmented:
                     flips = rng.random(2) < flip_probability
                     angle = float(rng.uniform(-rotation_degrees, rotation_degrees))
