@@ -8,8 +8,8 @@ from scipy import ndimage as ndi
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
-from training.cv import main as cv_main
 from training.cv import dataset_folds, discover_datasets, split_folds, train_val_split
+from training.cv import main as cv_main
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
 from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, hard_negative_voxels, sample_centres
