@@ -1,6 +1,6 @@
 """Markdown tables of a cross-validation report: per fold, overall, and by haemorrhage subtype.
 
-    python benchmarks/cv_table.py weights/cv_report.csv [--cases runs/phantoms/cases.json]
+    python benchmarks/cv_table.py weights/cv_report.csv [--cases runs/phantoms/cases.json ...]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _mean_std(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("report", type=Path)
-    parser.add_argument("--cases", type=Path, default=None)
+    parser.add_argument("--cases", type=Path, nargs="*", default=[], help="phantom cases.json files (subtypes)")
     args = parser.parse_args()
     rows = list(csv.DictReader(args.report.open()))
     for r in rows:
@@ -48,8 +48,8 @@ def main() -> None:
     line("lesion cases", lesion)
     for fold in sorted({r["fold"] for r in rows}):
         line(f"fold {fold} (all)", [r for r in rows if r["fold"] == fold])
-    if args.cases and args.cases.is_file():
-        catalogue = json.loads(args.cases.read_text())
+    catalogue = {case: entry for path in args.cases for case, entry in json.loads(path.read_text()).items()}
+    if catalogue:
         for kind in ("IPH", "SDH", "EDH", "IVH", "SAH"):
             line(f"cases with {kind}", [r for r in lesion
                                         if any(x.get("type") == kind for x in catalogue[r["case"]]["lesions"])])

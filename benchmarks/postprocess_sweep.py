@@ -9,6 +9,7 @@ and over lesion cases, lesion cases detected, and the false-positive volume on l
 
     python benchmarks/postprocess_sweep.py --data runs/phantoms_v2 --weights weights --cache runs/sweep_v2 [--tta]
     python benchmarks/postprocess_sweep.py ... --breakdown --thresholds 0.5 --fractions 0.1   # where the errors are
+    python benchmarks/postprocess_sweep.py ... --breakdown --csv runs/r4_v3.csv   # also per case, for paired.py
 
 Tuning on the same cases one reports is optimistic: settle the rule on one phantom set and report
 it on another.
@@ -25,7 +26,7 @@ import numpy as np
 from common import table
 from scipy import ndimage as ndi
 
-from ich_infer.io import read_image, read_mask
+from ich_infer.io import atomic_write_text, read_image, read_mask
 from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
 from ich_infer.weights import Ensemble, load_weights
 from training.cv import split_folds
@@ -115,13 +116,14 @@ def main() -> None:
     parser.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.7, 0.8, 0.9])
     parser.add_argument("--breakdown", action="store_true",
                         help="instead of the sweep: per-case error breakdown at the first threshold and fraction")
+    parser.add_argument("--csv", type=Path, default=None, help="with --breakdown: write the per-case rows here too")
     args = parser.parse_args()
     loaded = []  # (case, probability, brain, label, voxel mL)
     for path in cached_probabilities(args.data, args.weights, args.cache, args.tta, args.folds):
         with np.load(path) as z:
             loaded.append((path.stem, z["prob"].astype(np.float32) / 255, z["brain"], z["label"], float(z["voxel_ml"])))
     if args.breakdown:
-        print_breakdown(loaded, args.thresholds[0], args.fractions[0])
+        print_breakdown(loaded, args.thresholds[0], args.fractions[0], args.csv)
         return
     results: dict[tuple, list] = {}
     for _, prob, brain, label, voxel_ml in loaded:
@@ -144,11 +146,14 @@ def main() -> None:
                        "FP mL (lesion-free)", "lesion-free empty")))
 
 
-def print_breakdown(loaded: list, threshold: float, min_fraction: float) -> None:
+def print_breakdown(loaded: list, threshold: float, min_fraction: float, csv_path: Path | None = None) -> None:
     rows = [(name, error_breakdown(prob, brain, label, voxel_ml, threshold, min_fraction))
             for name, prob, brain, label, voxel_ml in loaded]
     rows.sort(key=lambda r: r[1]["dice"])
     keys = list(rows[0][1])
+    if csv_path is not None:
+        lines = [",".join(("case", *keys))] + [",".join((name, *(f"{v[k]:.6g}" for k in keys))) for name, v in rows]
+        atomic_write_text(csv_path, "\n".join(lines) + "\n")
     print(table([(name, *(f"{v[k]:.3f}" if k == "dice" else f"{v[k]:.2f}" for k in keys)) for name, v in rows],
                 ("case", *keys)))
     lesion = [v for _, v in rows if v["lesion_ml"] > 0]

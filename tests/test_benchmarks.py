@@ -1,5 +1,6 @@
 """The post-processing sweep scores settings from per-component counts instead of building masks;
-it is only worth its numbers if that equals what ``ich_infer.postprocess`` would produce."""
+it is only worth its numbers if that equals what ``ich_infer.postprocess`` would produce. The paired
+comparison of two releases is only worth its interval if it pairs the right cases."""
 
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from ich_infer.metrics import dice
 from ich_infer.postprocess import remove_small_components
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from paired import bootstrap_interval, read_cases  # noqa: E402
 from postprocess_sweep import component_table, score  # noqa: E402
 
 
@@ -38,3 +40,16 @@ def test_sweep_scores_equal_masks_built_the_product_way(threshold, fraction, min
     assert n == len(sizes) > 3
     assert got == pytest.approx(dice(label, mask))
     assert (found, total) == (int((mask & label).sum()), int(mask.sum()))
+
+
+def test_paired_reads_both_report_formats_and_brackets_the_mean(tmp_path):
+    report = tmp_path / "cv_report.csv"
+    report.write_text("fold,case,dice,volume_gt_ml\n0,a,0.5,3\n1,b,1.0,0\n")
+    breakdown = tmp_path / "breakdown.csv"
+    breakdown.write_text("case,lesion_ml,dice\nb,0,0.25\na,3.0,0.75\n")
+    assert read_cases(report) == {"a": (0.5, 3.0), "b": (1.0, 0.0)}
+    assert read_cases(breakdown) == {"a": (0.75, 3.0), "b": (0.25, 0.0)}
+    diff = np.random.default_rng(1).normal(0.05, 0.1, 200)
+    low, high = bootstrap_interval(diff)
+    assert low < diff.mean() < high and 0.02 < high - low < 0.04  # about 4 standard errors wide
+    assert bootstrap_interval(np.full(7, 0.2)) == pytest.approx((0.2, 0.2))
