@@ -1,7 +1,8 @@
 """Two models on the same held-out cases: the paired difference in Dice, with a bootstrap interval.
 
 Each input is a per-case CSV with ``case`` and ``dice`` and the truth volume as ``volume_gt_ml``
-(``cv_report.csv``, ``ichseg evaluate``) or ``lesion_ml`` (``postprocess_sweep.py --breakdown --csv``).
+(``cv_report.csv``, ``ichseg evaluate``) or ``lesion_ml`` (``postprocess_sweep.py --breakdown --csv``,
+whose ``dice_product`` column is what a ``cv_report.csv`` would hold: pick it with ``--a-column``).
 Only cases in both are compared, so one release's report can be held against another's on the
 cases neither fold model saw. With ``--cases`` (phantom ``cases.json`` files) it also splits by
 haemorrhage subtype.
@@ -20,14 +21,14 @@ import numpy as np
 from common import table
 
 
-def read_cases(path: Path) -> dict[str, tuple[float, float]]:
-    """case -> (Dice, truth volume in mL)."""
+def read_cases(path: Path, column: str = "dice") -> dict[str, tuple[float, float]]:
+    """case -> (Dice from ``column``, truth volume in mL)."""
     out = {}
     for row in csv.DictReader(path.open()):
         volume = row.get("volume_gt_ml", row.get("lesion_ml"))
         if volume is None:
             raise SystemExit(f"{path}: needs a volume_gt_ml or lesion_ml column")
-        out[row["case"]] = (float(row["dice"]), float(volume))
+        out[row["case"]] = (float(row[column]), float(volume))
     return out
 
 
@@ -52,8 +53,10 @@ def main() -> None:
     parser.add_argument("a", type=Path, help="per-case CSV of the baseline")
     parser.add_argument("b", type=Path, help="per-case CSV of the candidate")
     parser.add_argument("--cases", type=Path, nargs="*", default=[], help="phantom cases.json files (subtypes)")
+    parser.add_argument("--a-column", default="dice", help="Dice column of A (dice_product: with the never-empty rule)")
+    parser.add_argument("--b-column", default="dice", help="Dice column of B")
     args = parser.parse_args()
-    a, b = read_cases(args.a), read_cases(args.b)
+    a, b = read_cases(args.a, args.a_column), read_cases(args.b, args.b_column)
     names = sorted(set(a) & set(b))
     if not names:
         raise SystemExit(f"{args.a} and {args.b} share no case")

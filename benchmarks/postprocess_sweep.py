@@ -20,13 +20,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from common import table
 from scipy import ndimage as ndi
 
+from ich_infer.config import InferenceConfig
 from ich_infer.io import atomic_write_text, read_image, read_mask
+from ich_infer.metrics import dice
+from ich_infer.postprocess import postprocess
 from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
 from ich_infer.weights import Ensemble, load_weights
 from training.cv import split_folds
@@ -123,7 +127,8 @@ def main() -> None:
         with np.load(path) as z:
             loaded.append((path.stem, z["prob"].astype(np.float32) / 255, z["brain"], z["label"], float(z["voxel_ml"])))
     if args.breakdown:
-        print_breakdown(loaded, args.thresholds[0], args.fractions[0], args.csv)
+        print_breakdown(loaded, args.thresholds[0], args.fractions[0], load_weights(args.weights).config.inference,
+                        args.csv)
         return
     results: dict[tuple, list] = {}
     for _, prob, brain, label, voxel_ml in loaded:
@@ -146,18 +151,24 @@ def main() -> None:
                        "FP mL (lesion-free)", "lesion-free empty")))
 
 
-def print_breakdown(loaded: list, threshold: float, min_fraction: float, csv_path: Path | None = None) -> None:
-    rows = [(name, error_breakdown(prob, brain, label, voxel_ml, threshold, min_fraction))
+def print_breakdown(loaded: list, threshold: float, min_fraction: float, inference: InferenceConfig,
+                    csv_path: Path | None = None) -> None:
+    """Per case: :func:`error_breakdown`, and as ``dice_product`` the Dice of the mask the product's
+    ``postprocess`` (with its never-empty rule) makes from the same probabilities, which is what a
+    ``cv_report.csv`` holds, so a release can be paired with another's report."""
+    product = replace(inference, threshold=threshold, min_component_fraction=min_fraction)
+    rows = [(name, {**error_breakdown(prob, brain, label, voxel_ml, threshold, min_fraction),
+                    "dice_product": dice(label, postprocess(prob, brain, product)[0])})
             for name, prob, brain, label, voxel_ml in loaded]
     rows.sort(key=lambda r: r[1]["dice"])
     keys = list(rows[0][1])
     if csv_path is not None:
         lines = [",".join(("case", *keys))] + [",".join((name, *(f"{v[k]:.6g}" for k in keys))) for name, v in rows]
         atomic_write_text(csv_path, "\n".join(lines) + "\n")
-    print(table([(name, *(f"{v[k]:.3f}" if k == "dice" else f"{v[k]:.2f}" for k in keys)) for name, v in rows],
+    print(table([(name, *(f"{v[k]:.3f}" if k.startswith("dice") else f"{v[k]:.2f}" for k in keys)) for name, v in rows],
                 ("case", *keys)))
     lesion = [v for _, v in rows if v["lesion_ml"] > 0]
-    print("lesion cases, totals in mL: " + ", ".join(f"{k} {sum(v[k] for v in lesion):.1f}" for k in keys[2:])
+    print("lesion cases, totals in mL: " + ", ".join(f"{k} {sum(v[k] for v in lesion):.1f}" for k in keys[2:-1])
           + f" (of {sum(v['lesion_ml'] for v in lesion):.1f} lesion mL)")
 
 
