@@ -261,9 +261,9 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 
 
 # ------------------------------------------------------------------------------------------- main
-def run(data: Path | list[Path], out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
+def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
         resume: bool, work: Path | None = None, echo=print, init: Path | None = None, command: str = "") -> dict:
-    folders = [data] if isinstance(data, Path) else list(data)
+    folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
     cases, sizes = discover_datasets(folders)
     init_states = initial_weights(init, cfg) if init is not None else None
     init_note = None if init is None else {"weights": str(init), "manifest_sha256": sha256_of(init / MANIFEST)}
