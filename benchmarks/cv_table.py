@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+from common import lesion_types
+
+from training.phantom import SUBTYPES
 
 
 def _mean_std(values: list[float]) -> str:
@@ -48,11 +50,10 @@ def main() -> None:
     line("lesion cases", lesion)
     for fold in sorted({r["fold"] for r in rows}):
         line(f"fold {fold} (all)", [r for r in rows if r["fold"] == fold])
-    catalogue = {case: entry for path in args.cases for case, entry in json.loads(path.read_text()).items()}
-    if catalogue:
-        for kind in ("IPH", "SDH", "EDH", "IVH", "SAH"):
-            line(f"cases with {kind}", [r for r in lesion
-                                        if any(x.get("type") == kind for x in catalogue[r["case"]]["lesions"])])
+    types = lesion_types(args.cases)
+    if types:
+        for kind in SUBTYPES:
+            line(f"cases with {kind}", [r for r in lesion if kind in types[r["case"]]])
     fp = [r["volume_pred_ml"] for r in free]
     detected = sum(math.isfinite(r["hd"]) for r in lesion)
     print()

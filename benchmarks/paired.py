@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
-from common import table
+from common import lesion_types, table
+
+from training.phantom import SUBTYPES
 
 
 def read_cases(path: Path, column: str = "dice") -> dict[str, tuple[float, float]]:
@@ -39,15 +40,6 @@ def bootstrap_interval(diff: np.ndarray, rounds: int = 5000, seed: int = 0) -> t
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def lesion_types(catalogues: list[Path]) -> dict[str, set[str]]:
-    """case -> the haemorrhage types painted into it (as ``cv_table.py`` groups them)."""
-    out = {}
-    for path in catalogues:
-        for case, entry in json.loads(path.read_text()).items():
-            out[case] = {lesion["type"] for lesion in entry.get("lesions", []) if "type" in lesion}
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("a", type=Path, help="per-case CSV of the baseline")
@@ -63,7 +55,7 @@ def main() -> None:
     types = lesion_types(args.cases)
     groups = {"all": names, "lesion cases": [c for c in names if a[c][1] > 0],
               "lesion-free": [c for c in names if a[c][1] == 0]}
-    for kind in ("IPH", "SDH", "EDH", "IVH", "SAH"):
+    for kind in SUBTYPES:
         groups[f"cases with {kind}"] = [c for c in names if kind in types.get(c, ())]
     rows = []
     for group, cases in groups.items():

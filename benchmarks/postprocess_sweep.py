@@ -168,7 +168,8 @@ def print_breakdown(loaded: list, threshold: float, min_fraction: float, inferen
     print(table([(name, *(f"{v[k]:.3f}" if k.startswith("dice") else f"{v[k]:.2f}" for k in keys)) for name, v in rows],
                 ("case", *keys)))
     lesion = [v for _, v in rows if v["lesion_ml"] > 0]
-    print("lesion cases, totals in mL: " + ", ".join(f"{k} {sum(v[k] for v in lesion):.1f}" for k in keys[2:-1])
+    errors = [k for k in keys if k.endswith("_ml") and k != "lesion_ml"]
+    print("lesion cases, totals in mL: " + ", ".join(f"{k} {sum(v[k] for v in lesion):.1f}" for k in errors)
           + f" (of {sum(v['lesion_ml'] for v in lesion):.1f} lesion mL)")
 
 

@@ -80,9 +80,9 @@ CONFIGS: dict[str, TrainConfig] = {
     "cpu": CPU,
     # Fine-tuning a released cpu ensemble on a new phantom generation (python -m training.cv --init ...).
     "cpu_finetune": replace(CPU, max_epochs=5),
-    # Release 5: fine-tuning on two phantom generations at once with a fifth of the patches on hard
-    # negatives (sinuses, calcifications); fewer patches per image keep 160 training cases per fold
-    # within a 2-core CPU session.
+    # The release-5 candidate (measured, not shipped: docs/results.md): fine-tuning on two phantom
+    # generations at once with a fifth of the patches on hard negatives (sinuses, calcifications);
+    # fewer patches per image keep 160 training cases per fold within a 2-core CPU session.
     "cpu_finetune_hn": replace(CPU, max_epochs=3, patches_per_image=40, hard_negative_fraction=0.2),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},

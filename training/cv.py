@@ -67,18 +67,17 @@ def dataset_folds(sizes: list[int], folds: int, seed: int) -> list[np.ndarray]:
     return [np.concatenate([p[k] + off for p, off in zip(parts, offsets)]) for k in range(folds)]
 
 
-def discover_datasets(folders: list[Path]) -> tuple[list[Case], list[int]]:
-    """The cases of every folder in order, and each folder's case count; case names must be unique."""
-    cases, sizes, seen = [], [], {}
+def discover_datasets(folders: list[Path]) -> list[list[Case]]:
+    """The cases of each folder, in order; case names must be unique across all of them."""
+    groups, seen = [], {}
     for folder in folders:
         found = discover(folder)
         for case in found:
             if case.case in seen:
                 raise IchsegError(case.image, f"case name {case.case!r} is also in {seen[case.case]}")
             seen[case.case] = folder
-        cases += found
-        sizes.append(len(found))
-    return cases, sizes
+        groups.append(found)
+    return groups
 
 
 def train_val_split(indices: np.ndarray, val_fraction: float, seed: int, fold: int) -> tuple[list[int], list[int]]:
@@ -264,12 +263,13 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
         resume: bool, work: Path | None = None, echo=print, init: Path | None = None, command: str = "") -> dict:
     folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-    cases, sizes = discover_datasets(folders)
+    groups = discover_datasets(folders)
+    cases = [case for group in groups for case in group]
     init_states = initial_weights(init, cfg) if init is not None else None
     init_note = None if init is None else {"weights": str(init), "manifest_sha256": sha256_of(init / MANIFEST)}
     work = work or out / "work"
     cache = work / "cache"
-    fold_sets = dataset_folds(sizes, cfg.folds, cfg.seed)
+    fold_sets = dataset_folds([len(group) for group in groups], cfg.folds, cfg.seed)
     wanted = folds if folds is not None else list(range(cfg.folds))
     echo(f"{len(cases)} cases, {cfg.folds} folds, training folds {wanted} on {device}")
     arrays: dict[int, CaseArrays] = {}
@@ -298,8 +298,7 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[
                                             "val_cases": [cases[i].case for i in val_idx]}, indent=1, default=str))
         mean = np.mean([r["dice"] for r in rows])
         echo(f"fold {fold}: best epoch {result.best_epoch}, held-out Dice {mean:.3f} over {len(rows)} cases")
-    offsets = np.cumsum([0, *sizes])
-    source = " + ".join(describe_data(f, cases[a:b]) for f, a, b in zip(folders, offsets[:-1], offsets[1:]))
+    source = " + ".join(describe_data(folder, group) for folder, group in zip(folders, groups))
     provenance = {"data_source": source, "hardware": describe_device(device), "command": command}
     return assemble(out, work, cfg, cases, echo, provenance)
 
