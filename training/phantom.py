@@ -29,8 +29,9 @@ SUBTYPES = ("IPH", "SDH", "EDH", "IVH", "SAH")
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
-GENERATOR_VERSION = 3  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
-# 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons
+GENERATOR_VERSION = 4  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
+# 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons;
+# 4: wider sigmoid sinuses brightened by their bony groove, jugular bulbs, scans starting in the neck
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
 
@@ -246,14 +247,25 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     sg_top = torcula_z - 0.25 * 50  # the transverse sinus's height where it turns down, 50 mm from the midline
     sg_drop = np.float32(sg_top) - z
     sg_y = rng.uniform(-70, -58) + rng.uniform(0.5, 1.0) * sg_drop
-    sigmoid = ics & (d_in < rng.uniform(5, 9) * scale) & (np.abs(y - sg_y) < rng.uniform(4, 7) * scale) \
-        & (np.abs(x) > 28) & (sg_drop > -ts_half) & (sg_drop < rng.uniform(22, 32))
+    sg_length = rng.uniform(22, 32)
+    # v4: as wide as 12 mm front to back (the real head's is), ending in a jugular bulb at the skull base.
+    sigmoid = ics & (d_in < rng.uniform(5, 10) * scale) & (np.abs(y - sg_y) < rng.uniform(4, 12) * scale) \
+        & (np.abs(x) > 28) & (sg_drop > -ts_half) & (sg_drop < sg_length)
+    bulb_y = rng.uniform(-70, -58) + rng.uniform(0.5, 1.0) * sg_length
+    for side in (-1, 1):
+        bulb_radii = rng.uniform(4, 8, size=3) * side_scale[side]
+        sigmoid |= ics & (d_in < 10) & (_ellipsoid(x, y, z, (side * 40, bulb_y, sg_top - sg_length), bulb_radii
+                                                   * np.array([2.0, 1.0, 1.0])) < 1)
     tent_z = torcula_z + 0.4 * (y + 100) - 0.3 * np.abs(x)
     tentorium = ics & (np.abs(z - tent_z) < rng.uniform(0.6, 1.0)) & (y > -110) & (y < -45) \
         & ~((np.abs(x) < 14) & (y > -70)) & (brain_p < 0.9)  # open incisura around the midbrain
     straight = ics & (np.abs(x) < 2.5) & (np.abs(z - tent_z) < 2.5) & (y < -50) & (y > -100)
     veins = sss | torcula | transverse | sigmoid | straight
     hu = np.where(veins, sinus_hu + 3 * fields(2.0), hu)
+    # v4: the sigmoid sinus runs in a deep groove of the petrous and mastoid bone, whose partial volume
+    # in a 5 mm slice brightens the sinus towards the groove (the real head's reads 60-100 HU there).
+    groove_hu = rng.uniform(0, 35)
+    hu = np.where(sigmoid, hu + groove_hu * np.exp(-d_in / rng.uniform(2, 5)), hu)
     hu = np.where(tentorium & ~veins, np.maximum(hu, rng.uniform(40, 65)), hu)
 
     # Skull base: bony spurs growing from the floor of the cranial fossae into the intracranial space,
@@ -472,8 +484,9 @@ def acquire(rng: np.random.Generator, t: Template, volumes: dict[str, np.ndarray
     n_xy = settings.matrix
     gantry = np.radians(rng.uniform(-15, 15)) if rng.random() < 0.3 else 0.0
     d_acq = LPS_FROM_RAS @ _rotation(gantry, 0, 0) @ LPS_FROM_RAS  # gantry tilt about left-right
-    # Slab from the skull base (or higher: partial coverage) to above the vertex.
-    z_low = t.bottom_z + rng.uniform(5, 45)
+    # Slab from the skull base (v4: or from the neck below it, as many real scans start; or higher:
+    # partial coverage) to above the vertex.
+    z_low = t.bottom_z + rng.uniform(-15, 40)
     z_high = t.top_z + rng.uniform(12, 25)
     n_z = int(np.clip(np.ceil((z_high - z_low) / settings.slice_mm), settings.min_slices, settings.max_slices))
     spacing = np.array([spacing_xy, spacing_xy, settings.slice_mm])
