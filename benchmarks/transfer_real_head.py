@@ -40,6 +40,12 @@ def to_instance_grid(volume: np.ndarray, spacing: tuple[float, float, float]) ->
     return out, geometry
 
 
+def with_scanner_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """4 HU of in-plane correlated noise and int16 rounding, as a scanner would store the resampled head."""
+    noise = ndi.gaussian_filter(rng.standard_normal(image.shape), (0, 0.7, 0.7))
+    return np.round(image + 4 * noise / noise.std()).astype(np.int16).astype(np.float32)
+
+
 def blast_lesion(brain: np.ndarray) -> np.ndarray:
     """BLAST-CT scan 0 haemorrhage (labels 1, 2, 4) mapped into ``brain`` by bounding boxes."""
     seg, _ = read_image(SHARED / "blast_ct" / "scan_0_segmentation.nii.gz")
@@ -119,8 +125,7 @@ def main() -> None:
         image_fine = paste(hu, blood, oedema, rng) if blood.any() else hu
         image, grid = to_instance_grid(image_fine, geo.spacing)
         label = to_instance_grid(blood, geo.spacing)[0] >= 0.5
-        noise = ndi.gaussian_filter(rng.standard_normal(image.shape), (0, 0.7, 0.7))
-        image = np.round(image + 4 * noise / noise.std()).astype(np.int16).astype(np.float32)
+        image = with_scanner_noise(image, rng)
         seg = segment(image, grid, ensemble)
         if args.out:
             slug = name.split(" (")[0].replace(" ", "_").lower()
