@@ -16,10 +16,9 @@ import argparse
 import numpy as np
 from common import table
 from scipy import ndimage as ndi
-from transfer_real_head import SHARED, to_instance_grid, with_scanner_noise
+from transfer_real_head import SHARED, unaltered_instance_head
 
 from ich_infer.config import PreprocessConfig
-from ich_infer.io import read_image
 from ich_infer.preprocess import preprocess
 from training.phantom import GENERATOR_VERSION, PhantomSettings, generate
 
@@ -48,14 +47,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first phantom seed")
     args = parser.parse_args()
     rows = []
-    path = SHARED / "invesalius_head" / "head.nii.gz"
-    if path.is_file():
-        hu, geo = read_image(path)
-        image, grid = to_instance_grid(hu, geo.spacing)
-        image = with_scanner_noise(image, np.random.default_rng(0))
+    head = unaltered_instance_head()
+    if head is not None:
+        image, grid = head
         rows.append(("real head", *edge_profile(image, grid.spacing, grid.direction)))
     else:
-        print(f"real head skipped: {path} is absent")
+        print(f"real head skipped: {SHARED / 'invesalius_head'} is absent")
     settings = PhantomSettings(oriented_fraction=0.0)  # stored as acquired: axial slices
     for seed in range(args.seed, args.seed + args.n):
         ph = generate(seed, settings)

@@ -46,6 +46,18 @@ def with_scanner_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return np.round(image + 4 * noise / noise.std()).astype(np.int16).astype(np.float32)
 
 
+def unaltered_instance_head() -> tuple[np.ndarray, Geometry] | None:
+    """The real head, unaltered, on the INSTANCE-like grid with scanner noise (seed 0); None when the
+    data is absent. What the analysis benchmarks look at; the transfer check itself draws its noise
+    from the stream shared with its lesions."""
+    path = SHARED / "invesalius_head" / "head.nii.gz"
+    if not path.is_file():
+        return None
+    hu, geo = read_image(path)
+    image, grid = to_instance_grid(hu, geo.spacing)
+    return with_scanner_noise(image, np.random.default_rng(0)), grid
+
+
 def blast_lesion(brain: np.ndarray) -> np.ndarray:
     """BLAST-CT scan 0 haemorrhage (labels 1, 2, 4) mapped into ``brain`` by bounding boxes."""
     seg, _ = read_image(SHARED / "blast_ct" / "scan_0_segmentation.nii.gz")
