@@ -30,13 +30,15 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
 LOOKS_LIKE_BONE_HU = 160.0  # (v6) labelled blood reads below this, noise-free: denser looks like bone
-GENERATOR_VERSION = 6  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
+GENERATOR_VERSION = 7  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
 # 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons;
 # 4: wider sigmoid sinuses brightened by their bony groove, jugular bulbs, scans starting in the neck;
 # 5: the reconstruction kernel's blur (bone bloom at the inner table), cortex reaching the inner table
 #    in young heads, stronger beam hardening, jugular bulbs at the sigmoid sinus's own lower end;
 # 6: v5's images; labels leave out blood that the kernel's bloom makes read like bone (> 160 HU
-#    noise-free, or a tenth of kernel-blurred bone): v5 labelled such voxels, skull stripping drops them
+#    noise-free, or a tenth of kernel-blurred bone): v5 labelled such voxels, skull stripping drops them;
+# 7: jugular canals through the skull base below the bulbs (venous islands in bone on the lowest
+#    brain-mask slices), venous blood up to 76 HU, tentorium gated by the head's own cortex
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 KERNEL_SIGMA_MM = (0.3, 0.9)  # in-plane point spread of the reconstruction kernel (v5)
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
@@ -194,7 +196,7 @@ def compose_head(rng: np.random.Generator, t: Template,
                                 (rng.uniform(8, 16), 6, rng.uniform(6, 12))) < 1) & (skull | (t.d_out < 12)) & ~t.ics
     hu = np.where(frontal_sinus, -950.0, hu)
     bone = skull | base_bone
-    hu, dense, blood_space = _intracranial_detail(rng, t, fields, hu, base_z)
+    hu, dense, blood_space = _intracranial_detail(rng, t, fields, hu, base_z, brain_p, bone)
 
     # Scalp: skin and muscle 20-60 HU around a subcutaneous fat layer (-100..-50), 3-8 mm.
     scalp_w = np.clip(rng.uniform(4, 7) + 1.5 * fields(25.0), 3.0, 9.0)
@@ -230,7 +232,8 @@ def _convexity_cortex(rng, t: Template) -> np.ndarray:
     return (t.gm + fill * csf * np.clip(1 - t.d_in / reach, 0, 1)).astype(np.float32)
 
 
-def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, base_z: float):
+def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, base_z: float,
+                         brain_p: np.ndarray, bone: np.ndarray):
     """What a real head CT shows inside the skull besides brain and CSF, and that is not blood.
 
     The first shipped weights (v1 phantoms) called 13.8 mL of an unaltered real head haemorrhage,
@@ -240,18 +243,18 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     orbital roofs) whose 5 mm partial volume gives 60-200 HU, beam hardening that brightens the
     cortex next to the inner table, and calcified pineal gland and choroid plexus. A network that
     has never seen them calls them blood. Returns the new HU, the dense (bone-like) voxels inside
-    the skull, and the intracranial voxels a haemorrhage may occupy.
+    the skull, and the intracranial voxels a haemorrhage may occupy. ``brain_p`` is this head's
+    brain fraction (its own cortex, not the template's), ``bone`` its skull and skull-base bone.
     """
     x, y, z = _coords(t)
     ics, d_in = t.ics, t.d_in
-    brain_p = np.clip(t.gm + t.wm, 0, 1)
     # Beam hardening: up to ~14 HU brighter within a few mm of the inner table, strongest at the base.
     strength = rng.uniform(0, 10) + rng.uniform(0, 4) * np.clip((base_z + 20 - z) / 40, 0, 1)
     hu = np.where(ics, hu + strength * np.exp(-d_in / rng.uniform(2, 4)), hu)
 
     # Dural venous sinuses and the tentorium (torcula at the internal occipital protuberance).
     torcula_z = rng.uniform(-14, 0)
-    sinus_hu = rng.uniform(40, 70)  # venous blood, brighter with a high haematocrit
+    sinus_hu = rng.uniform(40, 76)  # venous blood, brighter with a high haematocrit (v7: the real head's 66 HU)
     # Superior sagittal sinus: a triangle under the midline inner table that widens towards the
     # torcula (v3: the real head's sinus there is ~1 cm deep, twice v2's fixed 5-8 mm).
     depth = rng.uniform(5, 8) + rng.uniform(0, 5) * np.clip((-40 - y) / 50, 0, 1)
@@ -280,6 +283,8 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
         bulb_radii = rng.uniform(4, 8, size=3) * side_scale[side]
         sigmoid |= ics & (d_in < 10) & (_ellipsoid(x, y, z, (side * 40, bulb_y, sg_top - sg_length), bulb_radii
                                                    * np.array([2.0, 1.0, 1.0])) < 1)
+    jugular = _jugular_veins(rng, t, (bulb_y, sg_top - sg_length), side_scale)
+    sigmoid |= ics & (d_in < 10) & jugular  # the sinus's last stretch down to its foramen
     tent_z = torcula_z + 0.4 * (y + 100) - 0.3 * np.abs(x)
     tentorium = ics & (np.abs(z - tent_z) < rng.uniform(0.6, 1.0)) & (y > -110) & (y < -45) \
         & ~((np.abs(x) < 14) & (y > -70)) & (brain_p < 0.9)  # open incisura around the midbrain
@@ -291,6 +296,12 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     groove_hu = rng.uniform(0, 35)
     hu = np.where(sigmoid, hu + groove_hu * np.exp(-d_in / rng.uniform(2, 5)), hu)
     hu = np.where(tentorium & ~veins, np.maximum(hu, rng.uniform(40, 65)), hu)
+    # v7: below the bulb the vein leaves the skull through the jugular foramen, a canal in the skull
+    # base. On the lowest slices of the real head's brain mask it is an island of venous blood walled
+    # by bone (the transfer check's remaining false positive, 1.6 mL at 66 HU); v6 phantoms ended the
+    # sinus inside the template's posterior fossa and never showed one.
+    canal = jugular & ~ics & bone
+    hu = np.where(canal, sinus_hu + groove_hu * rng.uniform(0.3, 1.0) + 3 * fields(2.0), hu)
 
     # Skull base: bony spurs growing from the floor of the cranial fossae into the intracranial space,
     # and the uneven inner table of the orbital roofs and fossae.
@@ -332,6 +343,29 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
             hu = np.where(calc, rng.uniform(*hu_range), hu)
             dense |= calc
     return hu.astype(np.float32), dense, ics & ~dense & ~veins
+
+
+def _jugular_veins(rng, t: Template, bulb_yz: tuple[float, float], side_scale: dict[int, float]) -> np.ndarray:
+    """Each side's jugular bulb continued down through the floor of the posterior fossa: a tube
+    3.5-7 mm in radius (smaller on the non-dominant side) from the bulb to 8-25 mm below the
+    intracranial space, drifting medially and forwards as the jugular foramen does."""
+    x, y, z = _coords(t)
+    bulb_y, bulb_z = bulb_yz
+    tube = np.zeros(t.ics.shape, bool)
+    for side in (-1, 1):
+        top = np.array([side * 40.0, bulb_y, bulb_z])
+        column = t.ics[int(round((top[0] - t.origin[0]) / GRID_MM)), int(round((top[1] - t.origin[1]) / GRID_MM))]
+        floor_z = t.origin[2] + GRID_MM * np.argmax(column) if column.any() else bulb_z
+        bottom = np.array([side * (40.0 - rng.uniform(0, 8)), bulb_y + rng.uniform(0, 10),
+                           min(floor_z, bulb_z) - rng.uniform(8, 25)])
+        radius = rng.uniform(3.5, 7.0) * side_scale[side]
+        axis = bottom - top
+        along = np.clip(((x - top[0]) * axis[0] + (y - top[1]) * axis[1] + (z - top[2]) * axis[2])
+                        / float(axis @ axis), 0, 1)
+        dist2 = (x - top[0] - along * axis[0]) ** 2 + (y - top[1] - along * axis[1]) ** 2 \
+            + (z - top[2] - along * axis[2]) ** 2
+        tube |= dist2 < radius ** 2
+    return tube
 
 
 def _head_holder(rng, t: Template, head: np.ndarray, x, y, z) -> np.ndarray:
