@@ -10,6 +10,7 @@ and over lesion cases, lesion cases detected, and the false-positive volume on l
     python benchmarks/postprocess_sweep.py --data runs/phantoms_v2 --weights weights --cache runs/sweep_v2 [--tta]
     python benchmarks/postprocess_sweep.py ... --breakdown --thresholds 0.5 --fractions 0.1   # where the errors are
     python benchmarks/postprocess_sweep.py ... --breakdown --csv runs/r4_v3.csv   # also per case, for paired.py
+    python benchmarks/postprocess_sweep.py --data runs/phantoms_v7_tune --unseen --cache runs/sweep_r7_tune   # ensemble
 
 Tuning on the same cases one reports is optimistic: settle the rule on one phantom set and report
 it on another.
@@ -38,12 +39,18 @@ from training.data import discover
 
 
 def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
-                         only_folds: list[int] | None = None) -> list[Path]:
-    """One ``.npz`` per case: native-grid probability (uint8, /255), brain mask, label, voxel mL."""
+                         only_folds: list[int] | None = None, unseen: bool = False) -> list[Path]:
+    """One ``.npz`` per case: native-grid probability (uint8, /255), brain mask, label, voxel mL.
+
+    ``unseen``: no fold model saw ``data``, so every case is segmented by the whole ensemble, as the
+    product would (its probabilities peak lower on false positives than one fold model's do), and
+    the rule can be tuned on phantoms other than those it is reported on.
+    """
     ensemble = load_weights(weights)
     train_cfg = ensemble.manifest.get("training", {}).get("train_config", {})
     cases = discover(data)
-    folds = split_folds(len(cases), len(ensemble.models), int(train_cfg.get("seed", 0)))
+    folds = [list(range(len(cases)))] if unseen else \
+        split_folds(len(cases), len(ensemble.models), int(train_cfg.get("seed", 0)))
     cache.mkdir(parents=True, exist_ok=True)
     files = []
     for fold, held_out in enumerate(folds):
@@ -57,11 +64,11 @@ def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
                 continue
             volume, geometry = read_image(case.image)
             truth, _ = read_mask(case.label)
-            fold_model = Ensemble(ensemble.config, [ensemble.models[fold]])
-            prob, pre = native_probabilities(volume, geometry, fold_model, "cpu", tta)
+            model = ensemble if unseen else Ensemble(ensemble.config, [ensemble.models[fold]])
+            prob, pre = native_probabilities(volume, geometry, model, "cpu", tta)
             np.savez_compressed(target, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
                                 label=truth.astype(bool), voxel_ml=geometry.voxel_volume_ml, fold=fold)
-            print(f"fold {fold} {case.case}: cached", flush=True)
+            print(f"{'ensemble' if unseen else f'fold {fold}'} {case.case}: cached", flush=True)
     return files
 
 
@@ -115,6 +122,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True, help="folder for the cached probabilities")
     parser.add_argument("--tta", action="store_true", help="mirroring test-time augmentation")
     parser.add_argument("--folds", type=int, nargs="+", default=None, help="only these folds' held-out cases")
+    parser.add_argument("--unseen", action="store_true",
+                        help="--data is a phantom set no fold model saw: segment every case with the ensemble")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.7, 0.8, 0.9])
@@ -123,7 +132,7 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None, help="with --breakdown: write the per-case rows here too")
     args = parser.parse_args()
     loaded = []  # (case, probability, brain, label, voxel mL)
-    for path in cached_probabilities(args.data, args.weights, args.cache, args.tta, args.folds):
+    for path in cached_probabilities(args.data, args.weights, args.cache, args.tta, args.folds, args.unseen):
         with np.load(path) as z:
             loaded.append((path.stem, z["prob"].astype(np.float32) / 255, z["brain"], z["label"], float(z["voxel_ml"])))
     if args.breakdown:

@@ -53,3 +53,25 @@ def test_paired_reads_both_report_formats_and_brackets_the_mean(tmp_path):
     low, high = bootstrap_interval(diff)
     assert low < diff.mean() < high and 0.02 < high - low < 0.04  # about 4 standard errors wide
     assert bootstrap_interval(np.full(7, 0.2)) == pytest.approx((0.2, 0.2))
+
+
+def test_sweep_on_unseen_phantoms_caches_the_ensembles_probability(tmp_path):
+    """``--unseen`` tunes on phantoms no fold model saw, so every case must be segmented by the whole
+    ensemble (as the product does), not by one fold model picked by a re-derived split."""
+    from postprocess_sweep import cached_probabilities
+
+    from ich_infer.io import read_image
+    from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
+    from ich_infer.weights import Ensemble, load_weights
+
+    data = Path(__file__).resolve().parents[1] / "test_data"
+    files = cached_probabilities(data, DEFAULT_WEIGHTS, tmp_path, tta=False, unseen=True)
+    images = sorted((data / "images").iterdir())
+    assert sorted(f.name for f in files) == [p.name.replace(".nii.gz", ".npz") for p in images]
+    ensemble = load_weights(DEFAULT_WEIGHTS)
+    volume, geometry = read_image(data / "images" / files[0].name.replace(".npz", ".nii.gz"))
+    expected = np.round(native_probabilities(volume, geometry, ensemble)[0] * 255)
+    one_fold = np.round(native_probabilities(volume, geometry, Ensemble(ensemble.config, ensemble.models[:1]))[0] * 255)
+    with np.load(files[0]) as cached:
+        assert np.array_equal(cached["prob"], expected)
+    assert not np.array_equal(one_fold, expected)
