@@ -11,6 +11,7 @@ and over lesion cases, lesion cases detected, and the false-positive volume on l
     python benchmarks/postprocess_sweep.py ... --breakdown --thresholds 0.5 --fractions 0.1   # where the errors are
     python benchmarks/postprocess_sweep.py ... --breakdown --csv runs/r4_v3.csv   # also per case, for paired.py
     python benchmarks/postprocess_sweep.py --data runs/phantoms_v7_tune --unseen --cache runs/sweep_r7_tune   # ensemble
+    python benchmarks/postprocess_sweep.py ... --rescue   # each setting followed by the never-empty rule
 
 Tuning on the same cases one reports is optimistic: settle the rule on one phantom set and report
 it on another.
@@ -31,7 +32,7 @@ from scipy import ndimage as ndi
 from ich_infer.config import InferenceConfig
 from ich_infer.io import atomic_write_text, read_image, read_mask
 from ich_infer.metrics import dice
-from ich_infer.postprocess import postprocess
+from ich_infer.postprocess import postprocess, rescue_empty
 from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
 from ich_infer.weights import Ensemble, load_weights
 from training.cv import split_folds
@@ -92,6 +93,18 @@ def kept(sizes: np.ndarray, peaks: np.ndarray, min_fraction: float, min_peak: fl
     return (sizes >= min_fraction * sizes.max()) & (peaks >= min_peak)
 
 
+def rescued_score(score_: tuple[float, int, int], prob: np.ndarray, brain: np.ndarray, label: np.ndarray,
+                  inference: InferenceConfig) -> tuple[float, int, int]:
+    """``score_`` with the product's never-empty rule applied when the setting kept nothing: a peak
+    filter empties cases that the rule then refills, so the two must be scored together."""
+    if score_[2] > 0:
+        return score_
+    region = rescue_empty(prob, brain, inference)
+    if region is None:
+        return score_
+    return dice(label, region), int((region & label).sum()), int(region.sum())
+
+
 def score(sizes: np.ndarray, peaks: np.ndarray, overlap: np.ndarray, truth_voxels: int,
           min_fraction: float, min_peak: float) -> tuple[float, int, int]:
     """Dice, lesion voxels found and mask voxels over the :func:`kept` components."""
@@ -127,6 +140,8 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.7, 0.8, 0.9])
+    parser.add_argument("--rescue", action="store_true",
+                        help="apply the never-empty rule after each setting, as the product does")
     parser.add_argument("--breakdown", action="store_true",
                         help="instead of the sweep: per-case error breakdown at the first threshold and fraction")
     parser.add_argument("--csv", type=Path, default=None, help="with --breakdown: write the per-case rows here too")
@@ -140,12 +155,16 @@ def main() -> None:
                         args.csv)
         return
     results: dict[tuple, list] = {}
+    inference = load_weights(args.weights).config.inference
     for _, prob, brain, label, voxel_ml in loaded:
         truth_voxels = int(label.sum())
         for threshold in args.thresholds:
             table_ = component_table(prob, brain, label, threshold)
             for fraction, peak in itertools.product(args.fractions, args.peaks):
-                dice, found, total = score(*table_, truth_voxels, fraction, max(peak, threshold))
+                scored = score(*table_, truth_voxels, fraction, max(peak, threshold))
+                if args.rescue:
+                    scored = rescued_score(scored, prob, brain, label, replace(inference, threshold=threshold))
+                dice, found, total = scored
                 row = (truth_voxels > 0, dice, found, total * voxel_ml)
                 results.setdefault((threshold, fraction, peak), []).append(row)
     rows = []
@@ -155,7 +174,7 @@ def main() -> None:
         rows.append((threshold, fraction, peak, f"{np.mean([r[1] for r in per_case]):.3f}",
                      f"{np.mean([r[1] for r in lesion]):.3f}", f"{sum(r[2] > 0 for r in lesion)}/{len(lesion)}",
                      f"{np.mean(fp) if fp else 0:.2f}", f"{sum(v == 0 for v in fp)}/{len(fp)}"))
-    print(json.dumps({"cases": len(loaded), "tta": args.tta, "weights": str(args.weights)}))
+    print(json.dumps({"cases": len(loaded), "tta": args.tta, "rescue": args.rescue, "weights": str(args.weights)}))
     print(table(rows, ("threshold", "min fraction", "min peak", "Dice all", "Dice lesion", "detected",
                        "FP mL (lesion-free)", "lesion-free empty")))
 

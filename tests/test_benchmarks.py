@@ -10,11 +10,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from ich_infer.metrics import dice
-from ich_infer.postprocess import remove_small_components
+from ich_infer.postprocess import postprocess, remove_small_components
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from paired import bootstrap_interval, read_cases  # noqa: E402
-from postprocess_sweep import component_table, score  # noqa: E402
+from postprocess_sweep import component_table, rescued_score, score  # noqa: E402
 
 
 @pytest.mark.parametrize("threshold,fraction,min_peak",
@@ -75,3 +75,28 @@ def test_sweep_on_unseen_phantoms_caches_the_ensembles_probability(tmp_path):
     with np.load(files[0]) as cached:
         assert np.array_equal(cached["prob"], expected)
     assert not np.array_equal(one_fold, expected)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.97])
+def test_sweep_with_rescue_equals_the_products_postprocess(threshold):
+    """``--rescue``: where the setting keeps nothing (threshold 0.97 here) the sweep must score the
+    region the product's never-empty rule puts back; elsewhere the plain score stands."""
+    from dataclasses import replace
+
+    from ich_infer.config import InferenceConfig
+
+    rng = np.random.default_rng(5)
+    spikes = np.zeros((10, 32, 32))
+    for _ in range(6):
+        spikes[tuple(rng.integers(2, s - 2) for s in spikes.shape)] = rng.uniform(0.5, 1.0)
+    prob = ndi.gaussian_filter(spikes, 1.5)
+    prob = 0.9 * prob / prob.max()  # peak 0.9: nothing reaches 0.97, the rescue bar (0.3) is met
+    brain = np.ones(prob.shape, bool)
+    label = prob > 0.5
+    cfg = replace(InferenceConfig(), threshold=threshold, min_component_fraction=0.1)
+    plain = score(*component_table(prob, brain, label, threshold), int(label.sum()), 0.1, threshold)
+    got, found, total = rescued_score(plain, prob, brain, label, cfg)
+    mask = postprocess(prob, brain, cfg)[0]
+    assert total == int(mask.sum()) > 0 and found == int((mask & label).sum())
+    assert got == pytest.approx(dice(label, mask))
+    assert (plain[2] == 0) == (threshold == 0.97)
