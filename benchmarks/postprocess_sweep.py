@@ -39,15 +39,14 @@ from training.cv import split_folds
 from training.data import discover
 
 
-def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
+def cached_probabilities(data: Path, ensemble: Ensemble, cache: Path, tta: bool,
                          only_folds: list[int] | None = None, unseen: bool = False) -> list[Path]:
     """One ``.npz`` per case: native-grid probability (uint8, /255), brain mask, label, voxel mL.
 
     ``unseen``: no fold model saw ``data``, so every case is segmented by the whole ensemble, as the
     product would (its probabilities peak lower on false positives than one fold model's do), and
-    the rule can be tuned on phantoms other than those it is reported on.
+    the rule can be tuned on phantoms other than those it is reported on (``fold`` is then -1).
     """
-    ensemble = load_weights(weights)
     train_cfg = ensemble.manifest.get("training", {}).get("train_config", {})
     cases = discover(data)
     folds = [list(range(len(cases)))] if unseen else \
@@ -68,7 +67,8 @@ def cached_probabilities(data: Path, weights: Path, cache: Path, tta: bool,
             model = ensemble if unseen else Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model, "cpu", tta)
             np.savez_compressed(target, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
-                                label=truth.astype(bool), voxel_ml=geometry.voxel_volume_ml, fold=fold)
+                                label=truth.astype(bool), voxel_ml=geometry.voxel_volume_ml,
+                                fold=-1 if unseen else fold)
             print(f"{'ensemble' if unseen else f'fold {fold}'} {case.case}: cached", flush=True)
     return files
 
@@ -146,16 +146,16 @@ def main() -> None:
                         help="instead of the sweep: per-case error breakdown at the first threshold and fraction")
     parser.add_argument("--csv", type=Path, default=None, help="with --breakdown: write the per-case rows here too")
     args = parser.parse_args()
+    ensemble = load_weights(args.weights)
     loaded = []  # (case, probability, brain, label, voxel mL)
-    for path in cached_probabilities(args.data, args.weights, args.cache, args.tta, args.folds, args.unseen):
+    for path in cached_probabilities(args.data, ensemble, args.cache, args.tta, args.folds, args.unseen):
         with np.load(path) as z:
             loaded.append((path.stem, z["prob"].astype(np.float32) / 255, z["brain"], z["label"], float(z["voxel_ml"])))
     if args.breakdown:
-        print_breakdown(loaded, args.thresholds[0], args.fractions[0], load_weights(args.weights).config.inference,
-                        args.csv)
+        print_breakdown(loaded, args.thresholds[0], args.fractions[0], ensemble.config.inference, args.csv)
         return
     results: dict[tuple, list] = {}
-    inference = load_weights(args.weights).config.inference
+    inference = ensemble.config.inference
     for _, prob, brain, label, voxel_ml in loaded:
         truth_voxels = int(label.sum())
         for threshold in args.thresholds:

@@ -58,24 +58,29 @@ def test_paired_reads_both_report_formats_and_brackets_the_mean(tmp_path):
 def test_sweep_on_unseen_phantoms_caches_the_ensembles_probability(tmp_path):
     """``--unseen`` tunes on phantoms no fold model saw, so every case must be segmented by the whole
     ensemble (as the product does), not by one fold model picked by a re-derived split."""
+    import shutil
+
     from postprocess_sweep import cached_probabilities
 
     from ich_infer.io import read_image
     from ich_infer.predict import DEFAULT_WEIGHTS, native_probabilities
     from ich_infer.weights import Ensemble, load_weights
 
-    data = Path(__file__).resolve().parents[1] / "test_data"
-    files = cached_probabilities(data, DEFAULT_WEIGHTS, tmp_path, tta=False, unseen=True)
-    images = sorted((data / "images").iterdir())
-    assert sorted(f.name for f in files) == [p.name.replace(".nii.gz", ".npz") for p in images]
+    sample = Path(__file__).resolve().parents[1] / "test_data"
+    name = sorted((sample / "images").iterdir())[0].name
+    data = tmp_path / "data"  # one case of the sample data: the ensemble runs once here
+    for sub in ("images", "labels"):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(sample / sub / name, data / sub / name)
     ensemble = load_weights(DEFAULT_WEIGHTS)
-    volume, geometry = read_image(data / "images" / files[0].name.replace(".npz", ".nii.gz"))
+    files = cached_probabilities(data, ensemble, tmp_path / "cache", tta=False, unseen=True)
+    assert [f.name for f in files] == [name.replace(".nii.gz", ".npz")]
+    volume, geometry = read_image(data / "images" / name)
     expected = np.round(native_probabilities(volume, geometry, ensemble)[0] * 255)
     one_fold = np.round(native_probabilities(volume, geometry, Ensemble(ensemble.config, ensemble.models[:1]))[0] * 255)
     with np.load(files[0]) as cached:
-        assert np.array_equal(cached["prob"], expected)
+        assert np.array_equal(cached["prob"], expected) and int(cached["fold"]) == -1
     assert not np.array_equal(one_fold, expected)
-
 
 @pytest.mark.parametrize("threshold", [0.5, 0.97])
 def test_sweep_with_rescue_equals_the_products_postprocess(threshold):
