@@ -157,9 +157,11 @@ def test_intracranial_structures_that_are_not_blood(composed_heads):
 def test_jugular_canals_are_venous_islands_walled_by_bone(composed_heads):
     """v7: below each jugular bulb the vein runs through a canal in the skull base. On the real head's
     lowest brain-mask slices that canal is an island of venous blood inside bone, and release 6 called
-    it haemorrhage (1.6 mL); v6 phantoms had none (largest such island on these heads: 3 mm²)."""
+    it haemorrhage (1.6 mL); v6 phantoms had none (largest such island on these heads: 3 mm²). v8 widens
+    them: the real head's widest island is about 210 mm² on one slice."""
     t = load_template()
     x, y, _ = (np.broadcast_to(a, t.ics.shape) for a in _coords(t))
+    widest = 0.0
     for hu, _, _ in composed_heads:
         bone = hu >= 250
         largest = {}
@@ -174,7 +176,9 @@ def test_jugular_canals_are_venous_islands_walled_by_bone(composed_heads):
                 outside = ndi.sum(venous & ~walled, labels, range(1, n + 1))
                 islands += [size * GRID_MM ** 2 for size, out in zip(sizes, outside) if out == 0]
             largest[side] = max(islands)
-        assert max(largest.values()) > 30, largest  # v7 on these heads: 47-86 mm² on the larger side
+        assert max(largest.values()) > 30, largest  # v8 on these heads: 39 and 108 mm² on the larger side
+        widest = max(widest, *largest.values())
+    assert widest > 100  # v7's canals reached 86 mm² at most on these two heads
 
 
 def test_reconstruction_blur_blooms_bone_in_plane_only():

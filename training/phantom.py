@@ -30,7 +30,7 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
 LOOKS_LIKE_BONE_HU = 160.0  # (v6) labelled blood reads below this, noise-free: denser looks like bone
-GENERATOR_VERSION = 7  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
+GENERATOR_VERSION = 8  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
 # 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons;
 # 4: wider sigmoid sinuses brightened by their bony groove, jugular bulbs, scans starting in the neck;
 # 5: the reconstruction kernel's blur (bone bloom at the inner table), cortex reaching the inner table
@@ -38,7 +38,9 @@ GENERATOR_VERSION = 7  # 2: venous sinuses, tentorium, skull-base spurs, calcifi
 # 6: v5's images; labels leave out blood that the kernel's bloom makes read like bone (> 160 HU
 #    noise-free, or a tenth of kernel-blurred bone): v5 labelled such voxels, skull stripping drops them;
 # 7: jugular canals through the skull base below the bulbs (venous islands in bone on the lowest
-#    brain-mask slices), venous blood up to 76 HU, tentorium gated by the head's own cortex
+#    brain-mask slices), venous blood up to 76 HU, tentorium gated by the head's own cortex;
+# 8: jugular canals up to 11 mm in radius and oval on the dominant side, larger bulbs: the real head's
+#    widest island (about 21 x 13 mm on one slice) was wider than any v7 canal
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 KERNEL_SIGMA_MM = (0.3, 0.9)  # in-plane point spread of the reconstruction kernel (v5)
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
@@ -280,7 +282,7 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
         & (np.abs(x) > 28) & (sg_drop > -ts_half) & (sg_drop < sg_length)
     bulb_y = sg_base_y + sg_slope * sg_length  # the sinus's own lower end
     for side in (-1, 1):
-        bulb_radii = rng.uniform(4, 8, size=3) * side_scale[side]
+        bulb_radii = rng.uniform(4, 10, size=3) * side_scale[side]  # v8: up to 10 mm (v7: 8)
         sigmoid |= ics & (d_in < 10) & (_ellipsoid(x, y, z, (side * 40, bulb_y, sg_top - sg_length), bulb_radii
                                                    * np.array([2.0, 1.0, 1.0])) < 1)
     jugular = _jugular_veins(rng, t, (bulb_y, sg_top - sg_length), side_scale)
@@ -346,9 +348,11 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
 
 
 def _jugular_veins(rng, t: Template, bulb_yz: tuple[float, float], side_scale: dict[int, float]) -> np.ndarray:
-    """Each side's jugular bulb continued down through the floor of the posterior fossa: a tube
-    3.5-7 mm in radius (smaller on the non-dominant side) from the bulb to 8-25 mm below the
-    intracranial space, drifting medially and forwards as the jugular foramen does."""
+    """Each side's jugular bulb continued down through the floor of the posterior fossa: a tube from
+    the bulb to 8-25 mm below the intracranial space, drifting medially and forwards as the jugular
+    foramen does. v8: 3.5-11 mm in radius (smaller on the non-dominant side) and oval, up to 1.7x
+    longer along one in-plane axis: the real head's widest island is about 21 x 13 mm on one slice,
+    which no v7 canal (at most 14 mm across) reached."""
     x, y, z = _coords(t)
     bulb_y, bulb_z = bulb_yz
     tube = np.zeros(t.ics.shape, bool)
@@ -358,12 +362,14 @@ def _jugular_veins(rng, t: Template, bulb_yz: tuple[float, float], side_scale: d
         floor_z = t.origin[2] + GRID_MM * np.argmax(column) if column.any() else bulb_z
         bottom = np.array([side * (40.0 - rng.uniform(0, 8)), bulb_y + rng.uniform(0, 10),
                            min(floor_z, bulb_z) - rng.uniform(8, 25)])
-        radius = rng.uniform(3.5, 7.0) * side_scale[side]
+        radius = rng.uniform(3.5, 11.0) * side_scale[side]
+        stretch = np.ones(3)
+        stretch[int(rng.integers(2))] = rng.uniform(1.0, 1.7)  # oval across x or y
         axis = bottom - top
         along = np.clip(((x - top[0]) * axis[0] + (y - top[1]) * axis[1] + (z - top[2]) * axis[2])
                         / float(axis @ axis), 0, 1)
-        dist2 = (x - top[0] - along * axis[0]) ** 2 + (y - top[1] - along * axis[1]) ** 2 \
-            + (z - top[2] - along * axis[2]) ** 2
+        dist2 = ((x - top[0] - along * axis[0]) / stretch[0]) ** 2 \
+            + ((y - top[1] - along * axis[1]) / stretch[1]) ** 2 + (z - top[2] - along * axis[2]) ** 2
         tube |= dist2 < radius ** 2
     return tube
 
