@@ -1,8 +1,10 @@
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from ich_infer import __version__
@@ -106,3 +108,18 @@ def test_phantom_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "images" / "phantom_003_0000.nii.gz").is_file()
     assert (tmp_path / "labels" / "phantom_003_0000.nii.gz").is_file()
+
+
+def test_phantom_command_lesion_free_fraction(tmp_path):
+    """A tuning set for false-positive rules needs many lesion-free heads: the option must reach the plan."""
+    pytest.importorskip("nilearn")
+    from training.phantom import CASE_SEED_STRIDE, lesion_plan
+
+    assert lesion_plan(3 * CASE_SEED_STRIDE)  # this case has haemorrhage at the default fraction
+    args = ["phantom", "--out", str(tmp_path), "--n", "1", "--seed", "3", "--matrix", "96",
+            "--lesion-free-fraction", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lesions = json.loads((tmp_path / "cases.json").read_text())["phantom_003_0000"]["lesions"]
+    assert [item for item in lesions if "type" in item] == []
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "labels" / "phantom_003_0000.nii.gz"))).any()
