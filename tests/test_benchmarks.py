@@ -105,3 +105,13 @@ def test_sweep_with_rescue_equals_the_products_postprocess(threshold):
     assert total == int(mask.sum()) > 0 and found == int((mask & label).sum())
     assert got == pytest.approx(dice(label, mask))
     assert (plain[2] == 0) == (threshold == 0.97)
+
+
+def test_sweep_row_tells_empty_lesion_cases_from_missed_ones():
+    """A lesion case whose mask misses the lesion still has a finite HD; one left with no mask does
+    not. The row must count them apart, and lesion-free cases only in the false-positive columns."""
+    from postprocess_sweep import summary_row
+
+    per_case = [(True, 0.8, 50, 1.0), (True, 0.0, 0, 0.3), (True, 0.0, 0, 0.0),
+                (False, 0.0, 0, 0.2), (False, 1.0, 0, 0.0)]
+    assert summary_row(per_case) == ("0.360", "0.267", "1/3", "1/3", "0.10", "1/2")
