@@ -296,7 +296,7 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
     # v4: the sigmoid sinus runs in a deep groove of the petrous and mastoid bone, whose partial volume
     # in a 5 mm slice brightens the sinus towards the groove (the real head's reads 60-100 HU there).
     groove_hu = rng.uniform(0, 35)
-    hu = np.where(sigmoid, hu + groove_hu * np.exp(-d_in / rng.uniform(2, 5)), hu)
+    hu = groove_brightening(hu, sigmoid, d_in, groove_hu, rng.uniform(2, 5))
     hu = np.where(tentorium & ~veins, np.maximum(hu, rng.uniform(40, 65)), hu)
     # v7: below the bulb the vein leaves the skull through the jugular foramen, a canal in the skull
     # base. On the lowest slices of the real head's brain mask it is an island of venous blood walled
@@ -345,6 +345,13 @@ def _intracranial_detail(rng, t: Template, fields: FieldBank, hu: np.ndarray, ba
             hu = np.where(calc, rng.uniform(*hu_range), hu)
             dense |= calc
     return hu.astype(np.float32), dense, ics & ~dense & ~veins
+
+
+def groove_brightening(hu: np.ndarray, sinus: np.ndarray, d_in: np.ndarray, gain_hu: float,
+                       scale_mm: float) -> np.ndarray:
+    """The partial volume of a sinus's bony groove in a 5 mm slice: up to ``gain_hu`` brighter at
+    the inner table, fading over ``scale_mm`` away from it (v4; the real head's reads 60-100 HU there)."""
+    return np.where(sinus, hu + gain_hu * np.exp(-d_in / scale_mm), hu)
 
 
 def _jugular_veins(rng, t: Template, bulb_yz: tuple[float, float], side_scale: dict[int, float]) -> np.ndarray:
