@@ -91,16 +91,20 @@ def phantom(
     seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed (case i uses seed*100003+i)."),
     matrix: int = typer.Option(512, "--matrix", min=64, help="In-plane matrix (512 = INSTANCE-like)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes (~1.5 GB each); output is the same."),
-    lesion_free: float = typer.Option(0.12, "--lesion-free-fraction", min=0.0, max=1.0,
-                                      help="Chance that a case has no haemorrhage (a set for tuning "
-                                      "false-positive rules wants many)."),
+    lesion_free: Optional[float] = typer.Option(None, "--lesion-free-fraction", min=0.0, max=1.0,
+                                                help="Chance that a case has no haemorrhage (default: the "
+                                                "generator's; a set for tuning false-positive rules wants many)."),
 ) -> None:
     """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
+    from dataclasses import replace
+
     from training.phantom import PhantomSettings, write_dataset
 
+    settings = PhantomSettings(matrix=matrix)
+    if lesion_free is not None:  # the generator's own default stays the one source of it
+        settings = replace(settings, lesion_free_fraction=lesion_free)
     try:
-        paths = write_dataset(out, n, seed, PhantomSettings(matrix=matrix, lesion_free_fraction=lesion_free),
-                              workers=workers)
+        paths = write_dataset(out, n, seed, settings, workers=workers)
     except RuntimeError as exc:
         _fail(str(exc))
     typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")

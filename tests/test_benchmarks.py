@@ -82,6 +82,7 @@ def test_sweep_on_unseen_phantoms_caches_the_ensembles_probability(tmp_path):
         assert np.array_equal(cached["prob"], expected) and int(cached["fold"]) == -1
     assert not np.array_equal(one_fold, expected)
 
+
 @pytest.mark.parametrize("threshold", [0.5, 0.97])
 def test_sweep_with_rescue_equals_the_products_postprocess(threshold):
     """``--rescue``: where the setting keeps nothing (threshold 0.97 here) the sweep must score the

@@ -4,12 +4,11 @@ import sys
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from ich_infer import __version__
 from ich_infer.cli import app
-from ich_infer.io import write_image, write_mask
+from ich_infer.io import read_mask, write_image, write_mask
 
 runner = CliRunner(env={"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"})
 
@@ -122,4 +121,4 @@ def test_phantom_command_lesion_free_fraction(tmp_path):
     assert result.exit_code == 0, result.output
     lesions = json.loads((tmp_path / "cases.json").read_text())["phantom_003_0000"]["lesions"]
     assert [item for item in lesions if "type" in item] == []
-    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "labels" / "phantom_003_0000.nii.gz"))).any()
+    assert not read_mask(tmp_path / "labels" / "phantom_003_0000.nii.gz")[0].any()
