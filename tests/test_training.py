@@ -12,7 +12,16 @@ from training.cv import dataset_folds, discover_datasets, split_folds, train_val
 from training.cv import main as cv_main
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
-from training.sampling import PatchSpec, epoch_specs, extract, hard_cases, hard_negative_voxels, sample_centres
+from training.mining import mine_false_positives
+from training.sampling import (
+    PatchSpec,
+    epoch_specs,
+    extract,
+    false_positive_voxels,
+    hard_cases,
+    hard_negative_voxels,
+    sample_centres,
+)
 
 
 def _arrays(seed=0, shape=(20, 60, 60), lesion=True):
@@ -62,6 +71,67 @@ def test_hard_negatives_sit_on_bright_lesion_free_structures():
     expected = np.stack(np.unravel_index(np.concatenate(picks), arrays.brain.shape), axis=1)
     np.testing.assert_array_equal(sample_centres(arrays, 50, 0.5, rng), expected)
     assert rng.random() == reference.random()
+
+
+def _as_mask(flat: np.ndarray, shape) -> np.ndarray:
+    mask = np.zeros(int(np.prod(shape)), bool)
+    mask[flat] = True
+    return mask.reshape(shape)
+
+
+def test_false_positives_are_mined_away_from_lesions_only():
+    arrays = _arrays()  # lesion at [8:12, 20:30, 25:33], spacing (5, 0.9, 0.9) mm
+    prob = np.zeros(arrays.brain.shape, np.float32)
+    prob[8:12, 18:32, 23:35] = 0.9  # the lesion and a 2-voxel (1.8 mm) rim: the lesion half covers it
+    prob[4:6, 40:44, 40:44] = 0.3  # a near-miss island 10+ voxels (> 10 mm) away
+    prob[4:6, 44:46, 40:44] = 0.1  # below the mining threshold
+    prob[0:2, 40:44, 40:44] = 0.9  # outside the brain (slices 0-1)
+    mined = _as_mask(false_positive_voxels(prob, arrays, 0.2, 10.0), prob.shape)
+    island = np.zeros_like(mined)
+    island[4:6, 40:44, 40:44] = True
+    np.testing.assert_array_equal(mined, island)
+    # Margin in millimetres, not voxels: the rim's inner ring is 0.9 mm from the lesion, its outer 1.8 mm.
+    rim = _as_mask(false_positive_voxels(prob, arrays, 0.2, 1.0), prob.shape)
+    assert rim[9, 18, 28] and not rim[9, 19, 28] and not (rim & arrays.label).any()
+    free = _arrays(lesion=False)  # no lesion: every confident brain voxel is a false positive
+    mined_free = _as_mask(false_positive_voxels(prob, free, 0.2, 10.0), prob.shape)
+    np.testing.assert_array_equal(mined_free, (prob >= 0.2) & free.brain)
+
+
+def test_sampling_takes_its_share_from_mined_negatives_and_nothing_when_none():
+    arrays = _arrays()
+    mined = np.flatnonzero(_as_mask(np.ravel_multi_index((5, 45, 45), arrays.brain.shape), arrays.brain.shape))
+    centres = sample_centres(arrays, 2000, 0.5, np.random.default_rng(0), mined=mined, mined_fraction=0.25)
+    at_mined = np.ravel_multi_index(tuple(centres.T), arrays.brain.shape) == mined[0]
+    assert 0.25 <= at_mined.mean() < 0.26 and abs(arrays.label[tuple(centres.T)].mean() - 0.5) < 0.03
+    # Nothing mined (a model with no false positive) or mining off: exactly the unmined draws.
+    for kwargs in ({"mined": np.array([], np.int64), "mined_fraction": 0.25}, {"mined": mined}):
+        a = sample_centres(arrays, 50, 0.5, np.random.default_rng(4), **kwargs)
+        np.testing.assert_array_equal(a, sample_centres(arrays, 50, 0.5, np.random.default_rng(4)))
+    specs = epoch_specs([arrays, _arrays(1)], 40, 0.5, np.random.default_rng(0), augment=False,
+                        mined={0: mined}, mined_fraction=0.25)
+    assert sum(s.case_index == 0 and s.centre == (5, 45, 45) for s in specs) >= 10
+    assert not any(s.case_index == 1 and s.centre == (5, 45, 45) for s in specs)
+
+
+def test_mining_reads_the_model_without_disturbing_its_training():
+    from ich_infer.model import SEUNet3D
+
+    cfg = CONFIGS["cpu_finetune_mined"]
+    model = SEUNet3D(cfg.ich.model).train()
+    with torch.no_grad():  # a last layer that answers "blood" everywhere: every far brain voxel is mined
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([-5.0, 5.0]))
+    arrays = _arrays(shape=(20, 60, 60))
+    mined = mine_false_positives(model, [arrays], cfg, torch.device("cpu"))
+    expected = false_positive_voxels(arrays.brain.astype(np.float32), arrays, cfg.mining_threshold,
+                                     cfg.mining_margin_mm)
+    np.testing.assert_array_equal(mined[0], expected)
+    assert len(expected) and not arrays.label.ravel()[expected].any()
+    # The trained model is untouched: still training mode, and autograd still accepts its parameters.
+    assert model.training
+    model(torch.zeros(1, 1, 16, 48, 48)).sum().backward()
+    assert model.head.weight.grad is not None
 
 
 def test_patches_near_borders_are_padded():
@@ -204,6 +274,33 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data):
     for a, b in zip(ensemble.models, resumed.models):
         for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
             assert ka == kb and torch.equal(va, vb), ka
+
+
+def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
+    """Mining reads the model at the start of each epoch, so a resumed run must mine what an
+    uninterrupted one mined and end with the same weights."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    def config(epochs: int):
+        path = tmp_path / f"mined_{epochs}.json"
+        mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25)
+        path.write_text(json.dumps(mined.to_dict()))
+        return str(path)
+
+    lines: list[str] = []
+    common = ["--data", str(smoke_data), "--device", "cpu", "--folds", "0"]
+    assert cv_main([*common, "--out", str(tmp_path / "a"), "--config", config(2)]) == 0
+    assert cv_main([*common, "--out", str(tmp_path / "b"), "--config", config(1)]) == 0
+    (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
+    from training import cv
+
+    done = cv.run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
+    assert done == {"missing_folds": [1]}
+    assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line for line in lines)
+    a, b = (load_file(str(tmp_path / d / "work" / "fold_0_last.safetensors")) for d in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):

@@ -22,6 +22,13 @@ class TrainConfig:
     lesion_fraction: float = 0.5  # half the patch centres on lesion voxels (paper 2.3)
     hard_negative_fraction: float = 0.0  # centres on the brightest lesion-free brain (not in the paper)
     hard_negative_quantile: float = 0.98
+    # Online hard-negative mining (not in the paper; training/mining.py): this share of the centres goes
+    # to lesion-free islands the current model marks at >= mining_threshold, farther than
+    # mining_margin_mm from any lesion, re-mined every epoch with a sliding window at mining_overlap.
+    mined_negative_fraction: float = 0.0
+    mining_threshold: float = 0.2
+    mining_margin_mm: float = 10.0
+    mining_overlap: float = 0.25
     batch_size: int = 16
     max_epochs: int = 100
     patience: int = 10  # early stopping on validation loss (paper 2.5)
@@ -87,6 +94,9 @@ CONFIGS: dict[str, TrainConfig] = {
     # generations at once with a fifth of the patches on hard negatives (sinuses, calcifications);
     # fewer patches per image keep 160 training cases per fold within a 2-core CPU session.
     "cpu_finetune_hn": replace(CPU, max_epochs=3, patches_per_image=40, hard_negative_fraction=0.2),
+    # Release 9's recipe: three epochs from the previous release with a quarter of the centres on the
+    # model's own false-positive islands (mined afresh each epoch), taken from the uniform brain share.
+    "cpu_finetune_mined": replace(CPU, max_epochs=3, mined_negative_fraction=0.25),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},

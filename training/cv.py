@@ -41,6 +41,7 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sh
 from .configs import TrainConfig, load_config
 from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
+from .mining import mine_false_positives
 from .sampling import PatchSpec, epoch_specs, extract, hard_cases
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds", "patches_per_s", "best"]
@@ -211,10 +212,17 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
     val_loader = _loader(val, val_specs, cfg, device)
     epoch = meta["epoch"] + 1
     while epoch < cfg.max_epochs and not meta["stopped"]:
+        tic = time.perf_counter()
+        mined = None
+        if cfg.mined_negative_fraction > 0:
+            mined = mine_false_positives(model, train, cfg, device)
+            echo(f"fold {fold} epoch {epoch}: mined {sum(map(len, mined.values()))} false-positive voxels in "
+                 f"{sum(len(m) > 0 for m in mined.values())}/{len(train)} training images "
+                 f"({time.perf_counter() - tic:.0f} s)")
         rng = _seed_epoch(cfg, fold, epoch)
         specs = epoch_specs(train, cfg.patches_per_image, cfg.lesion_fraction, rng, hard, True,
                             cfg.flip_probability, cfg.rotation_degrees, cfg.hard_negative_fraction,
-                            cfg.hard_negative_quantile)
+                            cfg.hard_negative_quantile, mined, cfg.mined_negative_fraction)
         tic = time.perf_counter()
         train_loss, _ = _run_epoch(model, _loader(train, specs, cfg, device), optimizer, cfg, device)
         train_s = time.perf_counter() - tic

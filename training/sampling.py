@@ -4,7 +4,10 @@ Per image a target number of patch centres: ``lesion_fraction`` of them on lesio
 uniformly on brain-mask voxels (lesion-free images take all centres from the brain). Optionally a
 ``hard_negative_fraction`` of the centres is taken instead from the brightest lesion-free brain
 voxels: dural sinuses, calcifications and bone partial volume, the blood-dense structures a
-hyperdensity detector confuses with haemorrhage and that uniform brain sampling seldom visits. Patches near
+hyperdensity detector confuses with haemorrhage and that uniform brain sampling seldom visits. A
+``mined_fraction`` goes to *mined* negatives instead: where the model being trained currently
+answers "blood" away from any lesion (``false_positive_voxels``; the mining itself is
+``training.mining``), so the patches follow the network's own mistakes rather than a guess at them. Patches near
 the volume border are padded, so small volumes never crash. Every random choice is drawn up front
 into a :class:`PatchSpec`, so a batch is a pure function of its specs (reproducible and resumable).
 """
@@ -42,34 +45,58 @@ def hard_negative_voxels(arrays: CaseArrays, quantile: float) -> np.ndarray:
     return np.flatnonzero(negative & (smooth >= cut))
 
 
+def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float, margin_mm: float) -> np.ndarray:
+    """Flat indices of brain voxels the model calls blood (``prob >= threshold``) that lie more than
+    ``margin_mm`` from every lesion voxel.
+
+    Why the margin: most of a model's false-positive voxels are the rims of true lesions, which the
+    lesion-centred half of the patches already covers; the ones that matter for a scan without
+    haemorrhage (sinuses walled by bone, dense skull-base tissue) are islands away from any lesion.
+    The threshold sits below the product's 0.5 so near-misses are mined before they become errors.
+    """
+    candidate = arrays.brain & ~arrays.label & (prob >= threshold)
+    if arrays.label.any() and candidate.any():
+        distance = ndi.distance_transform_edt(~arrays.label, sampling=arrays.spacing)
+        candidate &= distance > margin_mm
+    return np.flatnonzero(candidate)
+
+
 def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator,
-                   hard_negative_fraction: float = 0.0, hard_negative_quantile: float = 0.98) -> np.ndarray:
+                   hard_negative_fraction: float = 0.0, hard_negative_quantile: float = 0.98,
+                   mined: np.ndarray | None = None, mined_fraction: float = 0.0) -> np.ndarray:
     """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels,
-    ``round(n * hard_negative_fraction)`` on hard negatives, the rest anywhere in the brain."""
+    ``round(n * hard_negative_fraction)`` on hard negatives, ``round(n * mined_fraction)`` on the
+    ``mined`` flat indices (when there are any), the rest anywhere in the brain."""
     lesion = np.flatnonzero(arrays.label)
     brain = np.flatnonzero(arrays.brain)
     if len(brain) == 0:
         brain = np.arange(arrays.brain.size)
     n_lesion = int(round(n * lesion_fraction)) if len(lesion) else 0
     n_hard = min(int(round(n * hard_negative_fraction)), n - n_lesion)
-    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_hard)]
+    has_mined = mined is not None and len(mined) > 0
+    n_mined = min(int(round(n * mined_fraction)), n - n_lesion - n_hard) if has_mined else 0
+    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_hard - n_mined)]
     if n_hard:  # no draw at all when off, so configurations without it sample exactly as before
         hard = hard_negative_voxels(arrays, hard_negative_quantile)
         parts.append(rng.choice(hard if len(hard) else brain, n_hard))
+    if n_mined:  # likewise; a case with nothing mined samples as if mining were off
+        parts.append(rng.choice(mined, n_mined))
     return np.stack(np.unravel_index(np.concatenate(parts), arrays.brain.shape), axis=1)
 
 
 def epoch_specs(cases: list[CaseArrays], per_image: int, lesion_fraction: float, rng: np.random.Generator,
                 hard: set[int] = frozenset(), augment: bool = True, flip_probability: float = 0.5,
                 rotation_degrees: float = 10.0, hard_negative_fraction: float = 0.0,
-                hard_negative_quantile: float = 0.98) -> list[PatchSpec]:
-    """All patch specs of one epoch, shuffled; ``hard`` cases get a second, always-augmented set."""
+                hard_negative_quantile: float = 0.98, mined: dict[int, np.ndarray] | None = None,
+                mined_fraction: float = 0.0) -> list[PatchSpec]:
+    """All patch specs of one epoch, shuffled; ``hard`` cases get a second, always-augmented set.
+    ``mined`` maps a case index to its mined negatives (``false_positive_voxels``)."""
     specs: list[PatchSpec] = []
     for index, arrays in enumerate(cases):
         rounds = [augment] + ([True] if index in hard else [])
         for augmented in rounds:
             for centre in sample_centres(arrays, per_image, lesion_fraction, rng, hard_negative_fraction,
-                                         hard_negative_quantile):
+                                         hard_negative_quantile, (mined or {}).get(index), mined_fraction):
                 if augmented:
                     flips = rng.random(2) < flip_probability
                     angle = float(rng.uniform(-rotation_degrees, rotation_degrees))
