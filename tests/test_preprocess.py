@@ -6,7 +6,7 @@ from scipy import ndimage as ndi
 from ich_infer.config import PreprocessConfig
 from ich_infer.io import read_image
 from ich_infer.orientation import reindex, reorientation
-from ich_infer.preprocess import normalise, preprocess
+from ich_infer.preprocess import normalise, preprocess, working_shape
 from ich_infer.symmetry import mirror, register_rigid_sitk
 
 CFG = PreprocessConfig()
@@ -129,3 +129,13 @@ def test_symmetric_channel_in_the_pipeline(phantoms):
     transform = estimate_rigid_sitk(hu, mirror(hu), pre.spacing)
     moved = apply_rigid_sitk(mirror(pre.brain.astype(np.float32)), pre.spacing, transform, 0.0) >= 0.5
     assert _dice(pre.brain, moved) > _dice(pre.brain, mirror(pre.brain)) + 0.005
+
+
+def test_working_grid_is_the_same_for_a_scan_in_memory_and_read_back_from_nifti():
+    # 327 voxels at 0.45 mm are 163.5 at 0.9 mm: a tie that float64 0.45 and the float32 value a
+    # NIfTI header stores (0.44999998...) would round to different sizes, half a voxel apart.
+    target = (5.0, 0.9, 0.9)
+    in_memory = working_shape((39, 327, 326), (5.0, 0.45, 0.45), target)
+    from_disk = working_shape((39, 327, 326), tuple(float(np.float32(s)) for s in (5.0, 0.45, 0.45)), target)
+    assert in_memory == from_disk == (39, 163, 163)
+    assert working_shape((40, 512, 512), (5.0, 0.45, 0.45), target) == (40, 256, 256)
