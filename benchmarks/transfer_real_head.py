@@ -18,6 +18,7 @@ component crosses 0.5, so a target of 0.5 mL is read over several draws.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +52,25 @@ def with_scanner_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return np.round(image + 4 * noise / noise.std()).astype(np.int16).astype(np.float32)
 
 
-def unaltered_instance_head(seed: int = 0) -> tuple[np.ndarray, Geometry] | None:
-    """The real head, unaltered, on the INSTANCE-like grid with scanner noise (``seed``); None when
-    the data is absent. What the analysis benchmarks look at; the transfer check itself draws its
-    noise from the stream shared with its lesions."""
+@functools.lru_cache(maxsize=1)
+def _resampled_head() -> tuple[np.ndarray, Geometry] | None:
+    """The real head on the INSTANCE-like grid, before noise: read and resampled once per process,
+    however many noise seeds are drawn on it."""
     path = SHARED / "invesalius_head" / "head.nii.gz"
     if not path.is_file():
         return None
     hu, geo = read_image(path)
-    image, grid = to_instance_grid(hu, geo.spacing)
+    return to_instance_grid(hu, geo.spacing)
+
+
+def unaltered_instance_head(seed: int = 0) -> tuple[np.ndarray, Geometry] | None:
+    """The real head, unaltered, on the INSTANCE-like grid with scanner noise (``seed``); None when
+    the data is absent. What the analysis benchmarks look at; the transfer check itself draws its
+    noise from the stream shared with its lesions."""
+    head = _resampled_head()
+    if head is None:
+        return None
+    image, grid = head
     return with_scanner_noise(image, np.random.default_rng(seed)), grid
 
 

@@ -10,6 +10,7 @@ from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
 from training.cv import dataset_folds, discover_datasets, split_folds, train_val_split
 from training.cv import main as cv_main
+from training.cv import run as cv_run
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
 from training.mining import mine_false_positives
@@ -294,9 +295,7 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
     assert cv_main([*common, "--out", str(tmp_path / "a"), "--config", config(2)]) == 0
     assert cv_main([*common, "--out", str(tmp_path / "b"), "--config", config(1)]) == 0
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
-    from training import cv
-
-    done = cv.run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
+    done = cv_run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
     assert done == {"missing_folds": [1]}
     assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line for line in lines)
     a, b = (load_file(str(tmp_path / d / "work" / "fold_0_last.safetensors")) for d in "ab")
