@@ -9,6 +9,7 @@ with oedema, a subdural crescent and an epidural lens against the inner table.
 
     python benchmarks/transfer_real_head.py [--weights weights] [--out DIR]
     python benchmarks/transfer_real_head.py --weights A --weights B --noise-seeds 0 1 2 3 4
+    python benchmarks/transfer_real_head.py ... --threshold 0.3   # a candidate before it enters a manifest
 
 The second form segments only the unaltered head, once per scanner-noise seed, and prints the
 false-positive volume per seed and weights folder: one noise draw decides whether a sub-mL
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from ich_infer.io import Geometry, read_image, read_mask, write_image
 from ich_infer.metrics import case_metrics
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.preprocess import preprocess
-from ich_infer.weights import load_weights
+from ich_infer.weights import Ensemble, load_weights
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET = (0.45, 0.45, 5.0)  # (x, y, z) mm
@@ -74,9 +76,18 @@ def unaltered_instance_head(seed: int = 0) -> tuple[np.ndarray, Geometry] | None
     return with_scanner_noise(image, np.random.default_rng(seed)), grid
 
 
-def false_positive_by_seed(weights: list[Path], seeds: list[int]) -> None:
+def load_with_threshold(folder: Path, threshold: float | None) -> Ensemble:
+    """The weights as their manifest says, or with another probability threshold."""
+    ensemble = load_weights(folder)
+    if threshold is None:
+        return ensemble
+    config = replace(ensemble.config, inference=replace(ensemble.config.inference, threshold=threshold))
+    return Ensemble(config, ensemble.models, ensemble.manifest)
+
+
+def false_positive_by_seed(weights: list[Path], seeds: list[int], threshold: float | None = None) -> None:
     """False-positive mL on the unaltered head per noise seed (rows) and weights folder (columns)."""
-    ensembles = [load_weights(w) for w in weights]
+    ensembles = [load_with_threshold(w, threshold) for w in weights]
     rows, totals = [], np.zeros(len(weights))
     for seed in seeds:
         image, grid = unaltered_instance_head(seed)
@@ -84,7 +95,8 @@ def false_positive_by_seed(weights: list[Path], seeds: list[int]) -> None:
         totals += volumes
         rows.append((str(seed), *(f"{v:.2f}" for v in volumes)))
     rows.append(("mean", *(f"{t / len(seeds):.2f}" for t in totals)))
-    print(f"false-positive mL on the unaltered real head, {len(seeds)} scanner-noise seeds")
+    print(f"false-positive mL on the unaltered real head, {len(seeds)} scanner-noise seeds"
+          + ("" if threshold is None else f", threshold {threshold}"))
     print(table(rows, ("seed", *map(str, weights))))
 
 
@@ -150,6 +162,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the pasted cases here")
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=None,
                         help="only the unaltered head, once per scanner-noise seed")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability threshold instead of the manifest's")
     args = parser.parse_args()
     weights = args.weights or [DEFAULT_WEIGHTS]
     path = SHARED / "invesalius_head" / "head.nii.gz"
@@ -157,12 +171,12 @@ def main() -> None:
         print(f"skipped: {path} is absent")
         return
     if args.noise_seeds is not None:
-        false_positive_by_seed(weights, args.noise_seeds)
+        false_positive_by_seed(weights, args.noise_seeds, args.threshold)
         return
     if len(weights) > 1:
         parser.error("several --weights need --noise-seeds")
     args.weights = weights[0]
-    ensemble = load_weights(args.weights)
+    ensemble = load_with_threshold(args.weights, args.threshold)
     rng = np.random.default_rng(0)
     hu, geo = read_image(path)
     fine = preprocess(hu, geo.spacing, geo.direction, PreprocessConfig())
@@ -190,7 +204,8 @@ def main() -> None:
                          f"{m['hd']:.1f}", f"{m['nsd']:.3f}"))
         else:
             rows.append((name, "0.0", f"{m['volume_pred_ml']:.2f}", "-", "-", "-"))
-    print(f"real head {path.name} -> {TARGET} mm grid; weights {args.weights}")
+    print(f"real head {path.name} -> {TARGET} mm grid; weights {args.weights}; "
+          f"threshold {ensemble.config.inference.threshold}")
     print(table(rows, ("case", "true mL", "predicted mL", "Dice", "HD mm", "NSD")))
     print(f"false_positive_ml_unaltered={float(rows[0][2]):.2f} (target < 0.5)")
 

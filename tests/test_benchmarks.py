@@ -116,3 +116,33 @@ def test_sweep_row_tells_empty_lesion_cases_from_missed_ones():
     per_case = [(True, 0.8, 50, 1.0), (True, 0.0, 0, 0.3), (True, 0.0, 0, 0.0),
                 (False, 0.0, 0, 0.2), (False, 1.0, 0, 0.0)]
     assert summary_row(per_case) == ("0.360", "0.267", "1/3", "1/3", "0.10", "1/2")
+
+
+def test_perfect_network_scores_what_the_grid_allows(phantoms):
+    """The grid-ceiling benchmark feeds the training target back through the product's chain: on the
+    scan's own grid that must give back the label (bar what lies outside the brain), on a coarser
+    grid less but still the same lesion, whatever the stored orientation."""
+    from dataclasses import replace
+
+    from grid_ceiling import perfect_network_mask
+
+    from ich_infer.config import InferenceConfig, PreprocessConfig
+    from ich_infer.preprocess import preprocess
+
+    cases = [p for p in phantoms if p.label.any()]
+    assert cases
+    for phantom in cases:
+        label = phantom.label.astype(bool)
+        scores = {}
+        for spacing in (None, (1.8, 1.8, 5.0)):
+            pre = preprocess(phantom.image.astype(np.float32), phantom.geometry.spacing, phantom.geometry.direction,
+                             replace(PreprocessConfig(), target_spacing=spacing))
+            masks = perfect_network_mask(label, pre, InferenceConfig())
+            assert masks["resampled"].shape == label.shape
+            assert not (masks["resampled"] & ~pre.brain_native).any()
+            assert not (masks["product"] & ~masks["resampled"]).any()  # post-processing only removes here
+            inside = label & pre.brain_native
+            scores[spacing] = dice(label, masks["resampled"])
+            if spacing is None:
+                assert np.array_equal(masks["resampled"], inside)
+        assert 0.6 < scores[(1.8, 1.8, 5.0)] < scores[None]
