@@ -31,7 +31,7 @@ from training.data import discover
 from training.phantom import SUBTYPES
 
 
-def perfect_network_mask(label: np.ndarray, pre: Preprocessed, inference: InferenceConfig) -> dict[str, np.ndarray]:
+def perfect_network_masks(label: np.ndarray, pre: Preprocessed, inference: InferenceConfig) -> dict[str, np.ndarray]:
     """Masks on the scan's grid from a network that outputs its training target exactly.
 
     ``resampled``: the target mapped back and thresholded, nothing else; ``product``: also the
@@ -45,8 +45,8 @@ def perfect_network_mask(label: np.ndarray, pre: Preprocessed, inference: Infere
 def _grid(name: str, base: PreprocessConfig) -> PreprocessConfig:
     if name == "native":
         return replace(base, target_spacing=None)
-    mm = float(name)
-    return replace(base, target_spacing=(mm, mm, 5.0))
+    mm, slice_mm = float(name), (base.target_spacing or (0.0, 0.0, 5.0))[2]
+    return replace(base, target_spacing=(mm, mm, slice_mm))
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
         kinds.append(types.get(case.case, set()))
         for grid in args.spacings:
             pre = preprocess(volume, geometry.spacing, geometry.direction, _grid(grid, config.preprocess))
-            for variant, mask in perfect_network_mask(label, pre, config.inference).items():
+            for variant, mask in perfect_network_masks(label, pre, config.inference).items():
                 scores.setdefault((grid, variant), []).append(dice(label, mask))
         print(f"{case.case}: " + "  ".join(f"{g} {scores[(g, 'product')][-1]:.3f}" for g in args.spacings), flush=True)
 
@@ -82,8 +82,9 @@ def main() -> None:
         values = np.asarray(values)
         per_kind = [f"{values[[k in t for t in kinds]].mean():.3f} ({sum(k in t for t in kinds)})"
                     if any(k in t for t in kinds) else "-" for k in SUBTYPES]
-        label = "native" if grid == "native" else f"{grid} x {grid} x 5 mm"
-        rows.append((label, variant, f"{values.mean():.3f} ± {values.std():.3f} ({len(values)})", *per_kind))
+        name = "native" if grid == "native" else \
+            " x ".join(f"{mm:g}" for mm in _grid(grid, config.preprocess).target_spacing) + " mm"
+        rows.append((name, variant, f"{values.mean():.3f} ± {values.std():.3f} ({len(values)})", *per_kind))
     print()
     print("Dice of a perfect network (its training target sent through the product's chain):")
     print(table(rows, header))

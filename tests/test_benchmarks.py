@@ -124,7 +124,7 @@ def test_perfect_network_scores_what_the_grid_allows(phantoms):
     grid less but still the same lesion, whatever the stored orientation."""
     from dataclasses import replace
 
-    from grid_ceiling import perfect_network_mask
+    from grid_ceiling import perfect_network_masks
 
     from ich_infer.config import InferenceConfig, PreprocessConfig
     from ich_infer.preprocess import preprocess
@@ -137,7 +137,7 @@ def test_perfect_network_scores_what_the_grid_allows(phantoms):
         for spacing in (None, (1.8, 1.8, 5.0)):
             pre = preprocess(phantom.image.astype(np.float32), phantom.geometry.spacing, phantom.geometry.direction,
                              replace(PreprocessConfig(), target_spacing=spacing))
-            masks = perfect_network_mask(label, pre, InferenceConfig())
+            masks = perfect_network_masks(label, pre, InferenceConfig())
             assert masks["resampled"].shape == label.shape
             assert not (masks["resampled"] & ~pre.brain_native).any()
             assert not (masks["product"] & ~masks["resampled"]).any()  # post-processing only removes here
