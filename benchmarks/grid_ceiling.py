@@ -1,12 +1,12 @@
 """How much Dice the working grid itself costs: the score of a perfect network, per haemorrhage subtype.
 
-A network trained by ``training.cv`` learns the target ``(label on the working grid >= 0.5) & brain``
-and its output goes back to the scan's grid through ``Preprocessed.to_native`` and the product's
-post-processing. Feed that chain the target itself instead of a network's output and what comes
-out is the best any network on that grid can score: what it loses is lost to resampling thin
-structures (SAH in sulci, thin SDH) onto a coarser grid and back, to the brain mask, and to the
-10 % component rule. Comparing grids says whether a Dice target can be met on a CPU-sized grid at
-all, before spending hours of training on it.
+A network trained by ``training.cv`` learns ``training.data.training_target`` (label on the working
+grid >= 0.5, inside the brain), and its output goes back to the scan's grid through
+``Preprocessed.to_native`` and the product's post-processing. Feed that chain the target itself
+instead of a network's output and what comes out is the best any network on that grid can score:
+what it loses is lost to resampling thin structures (SAH in sulci, thin SDH) onto a coarser grid
+and back, to the brain mask, and to the 10 % component rule. Comparing grids says whether a Dice
+target can be met on a CPU-sized grid at all, before spending hours of training on it.
 
     python benchmarks/grid_ceiling.py --data runs/phantoms_v8 --spacings 0.9 0.45 native
 """
@@ -27,7 +27,7 @@ from ich_infer.postprocess import postprocess
 from ich_infer.predict import DEFAULT_WEIGHTS
 from ich_infer.preprocess import Preprocessed, preprocess
 from ich_infer.weights import load_weights
-from training.data import discover
+from training.data import discover, training_target
 from training.phantom import SUBTYPES
 
 
@@ -36,8 +36,7 @@ def perfect_network_masks(label: np.ndarray, pre: Preprocessed, inference: Infer
 
     ``resampled``: the target mapped back and thresholded, nothing else; ``product``: also the
     product's post-processing (10 % component rule, never-empty rule)."""
-    target = (pre.to_working(label.astype(np.float32)) >= 0.5) & pre.brain
-    prob = pre.to_native(target.astype(np.float32))
+    prob = pre.to_native(training_target(label, pre).astype(np.float32))
     resampled = (prob >= inference.threshold) & pre.brain_native
     return {"resampled": resampled, "product": postprocess(prob, pre.brain_native, inference)[0]}
 

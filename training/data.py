@@ -19,7 +19,7 @@ import numpy as np
 from ich_infer.config import PreprocessConfig
 from ich_infer.errors import IchsegError, about
 from ich_infer.io import case_id, list_images, read_image, read_mask
-from ich_infer.preprocess import preprocess
+from ich_infer.preprocess import Preprocessed, preprocess
 from ich_infer.weights import sha256_of
 
 LAYOUTS = (("images", "labels"), ("data", "label"))
@@ -72,6 +72,12 @@ def _cache_key(case: Case, cfg: PreprocessConfig) -> str:
     return digest.hexdigest()[:24]
 
 
+def training_target(label: np.ndarray, pre: Preprocessed) -> np.ndarray:
+    """What the network is taught for a native-grid label: the voxels of the working grid that are at
+    least half lesion, inside the brain (outside it the answer is background by construction)."""
+    return (pre.to_working(label.astype(np.float32)) >= 0.5) & pre.brain
+
+
 def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) -> CaseArrays:
     """Preprocess one case (or read it from the cache); checks the label shares the image's grid."""
     path = None
@@ -88,8 +94,7 @@ def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) 
         raise IchsegError(case.label, f"grid differs from its image {case.image}")
     with about(case.image):
         pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
-    target = (pre.to_working(label.astype(np.float32)) >= 0.5) & pre.brain
-    arrays = CaseArrays(case.case, pre.image, pre.brain, target, tuple(pre.spacing))
+    arrays = CaseArrays(case.case, pre.image, pre.brain, training_target(label, pre), tuple(pre.spacing))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp.npz")
