@@ -175,8 +175,7 @@ def main() -> None:
         return
     if len(weights) > 1:
         parser.error("several --weights need --noise-seeds")
-    args.weights = weights[0]
-    ensemble = load_with_threshold(args.weights, args.threshold)
+    ensemble = load_with_threshold(weights[0], args.threshold)
     rng = np.random.default_rng(0)
     hu, geo = read_image(path)
     fine = preprocess(hu, geo.spacing, geo.direction, PreprocessConfig())
@@ -204,7 +203,7 @@ def main() -> None:
                          f"{m['hd']:.1f}", f"{m['nsd']:.3f}"))
         else:
             rows.append((name, "0.0", f"{m['volume_pred_ml']:.2f}", "-", "-", "-"))
-    print(f"real head {path.name} -> {TARGET} mm grid; weights {args.weights}; "
+    print(f"real head {path.name} -> {TARGET} mm grid; weights {weights[0]}; "
           f"threshold {ensemble.config.inference.threshold}")
     print(table(rows, ("case", "true mL", "predicted mL", "Dice", "HD mm", "NSD")))
     print(f"false_positive_ml_unaltered={float(rows[0][2]):.2f} (target < 0.5)")
