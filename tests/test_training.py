@@ -13,7 +13,7 @@ from training.cv import main as cv_main
 from training.cv import run as cv_run
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
-from training.mining import mine_false_positives
+from training.mining import mine_errors
 from training.sampling import (
     PatchSpec,
     epoch_specs,
@@ -21,6 +21,7 @@ from training.sampling import (
     false_positive_voxels,
     hard_cases,
     hard_negative_voxels,
+    missed_lesion_voxels,
     sample_centres,
 )
 
@@ -115,6 +116,35 @@ def test_sampling_takes_its_share_from_mined_negatives_and_nothing_when_none():
     assert not any(s.case_index == 1 and s.centre == (5, 45, 45) for s in specs)
 
 
+def test_missed_lesion_voxels_are_the_lesion_below_threshold_and_take_their_share_of_lesion_centres():
+    arrays = _arrays()  # lesion at [8:12, 20:30, 25:33]
+    prob = np.zeros(arrays.brain.shape, np.float32)
+    prob[8:12, 20:30, 25:29] = 0.9  # found: the lesion's first half
+    prob[8:12, 20:30, 29:31] = 0.49  # just below the threshold: missed
+    prob[4:6, 40:44, 40:44] = 0.1  # a low-probability non-lesion region is not "missed"
+    missed = _as_mask(missed_lesion_voxels(prob, arrays, 0.5), prob.shape)
+    expected = arrays.label.copy()
+    expected[:, :, 25:29] = False
+    np.testing.assert_array_equal(missed, expected)
+    flat = np.flatnonzero(missed)
+    centres = sample_centres(arrays, 4000, 0.5, np.random.default_rng(0), missed=flat, missed_fraction=0.5)
+    on_lesion = arrays.label[tuple(centres.T)]
+    on_missed = missed[tuple(centres.T)]
+    # The lesion/brain balance stays the paper's; within the lesion half, the misses get their share
+    # plus what the uniform lesion draw lands on them (half the lesion is missed: 0.5 + 0.5 * 0.5).
+    assert abs(on_lesion.mean() - 0.5) < 0.02
+    assert abs(on_missed.sum() / on_lesion.sum() - 0.75) < 0.03
+    # A model that misses nothing, or the share off: exactly the plain draws.
+    for kwargs in ({"missed": np.array([], np.int64), "missed_fraction": 0.5}, {"missed": flat}):
+        a = sample_centres(arrays, 50, 0.5, np.random.default_rng(4), **kwargs)
+        np.testing.assert_array_equal(a, sample_centres(arrays, 50, 0.5, np.random.default_rng(4)))
+    specs = epoch_specs([arrays, _arrays(1)], 400, 0.5, np.random.default_rng(0), augment=False,
+                        missed={0: flat[:1]}, missed_fraction=0.5)
+    target = tuple(int(c) for c in np.unravel_index(flat[0], arrays.brain.shape))
+    assert sum(s.case_index == 0 and s.centre == target for s in specs) >= 100
+    assert sum(s.case_index == 1 and s.centre == target for s in specs) < 10
+
+
 def test_mining_reads_the_model_without_disturbing_its_training():
     from ich_infer.model import SEUNet3D
 
@@ -124,11 +154,17 @@ def test_mining_reads_the_model_without_disturbing_its_training():
         model.head.weight.zero_()
         model.head.bias.copy_(torch.tensor([-5.0, 5.0]))
     arrays = _arrays(shape=(20, 60, 60))
-    mined = mine_false_positives(model, [arrays], cfg, torch.device("cpu"))
+    errors = mine_errors(model, [arrays], cfg, torch.device("cpu"))
     expected = false_positive_voxels(arrays.brain.astype(np.float32), arrays, cfg.mining_threshold,
                                      cfg.mining_margin_mm)
-    np.testing.assert_array_equal(mined[0], expected)
+    np.testing.assert_array_equal(errors.false_positives[0], expected)
     assert len(expected) and not arrays.label.ravel()[expected].any()
+    assert len(errors.missed[0]) == 0  # "blood" everywhere misses nothing
+    with torch.no_grad():  # and "no blood" everywhere misses every lesion voxel, mines no false positive
+        model.head.bias.copy_(torch.tensor([5.0, -5.0]))
+    errors = mine_errors(model, [arrays], cfg, torch.device("cpu"))
+    np.testing.assert_array_equal(errors.missed[0], np.flatnonzero(arrays.label))
+    assert len(errors.false_positives[0]) == 0
     # The trained model is untouched: still training mode, and autograd still accepts its parameters.
     assert model.training
     model(torch.zeros(1, 1, 16, 48, 48)).sum().backward()
@@ -286,7 +322,8 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
 
     def config(epochs: int):
         path = tmp_path / f"mined_{epochs}.json"
-        mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25)
+        mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25,
+                        missed_lesion_fraction=0.5)
         path.write_text(json.dumps(mined.to_dict()))
         return str(path)
 
@@ -297,7 +334,8 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
     done = cv_run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
     assert done == {"missing_folds": [1]}
-    assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line for line in lines)
+    assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line
+               and "lesion voxels missed" in line for line in lines)
     a, b = (load_file(str(tmp_path / d / "work" / "fold_0_last.safetensors")) for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

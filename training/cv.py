@@ -41,7 +41,7 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sh
 from .configs import TrainConfig, load_config
 from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
-from .mining import mine_false_positives
+from .mining import mine_errors
 from .sampling import PatchSpec, epoch_specs, extract, hard_cases
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds", "patches_per_s", "best"]
@@ -213,16 +213,20 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
     epoch = meta["epoch"] + 1
     while epoch < cfg.max_epochs and not meta["stopped"]:
         tic = time.perf_counter()
-        mined = None
-        if cfg.mined_negative_fraction > 0:
-            mined = mine_false_positives(model, train, cfg, device)
+        mined = missed = None
+        if cfg.mined_negative_fraction > 0 or cfg.missed_lesion_fraction > 0:
+            errors = mine_errors(model, train, cfg, device)
+            mined, missed = errors.false_positives, errors.missed
+            lesion = sum(c.lesion_voxels for c in train)
             echo(f"fold {fold} epoch {epoch}: mined {sum(map(len, mined.values()))} false-positive voxels in "
-                 f"{sum(len(m) > 0 for m in mined.values())}/{len(train)} training images "
+                 f"{sum(len(m) > 0 for m in mined.values())}/{len(train)} training images, "
+                 f"{sum(map(len, missed.values()))} of {lesion} lesion voxels missed "
                  f"({time.perf_counter() - tic:.0f} s)")
         rng = _seed_epoch(cfg, fold, epoch)
         specs = epoch_specs(train, cfg.patches_per_image, cfg.lesion_fraction, rng, hard, True,
                             cfg.flip_probability, cfg.rotation_degrees, cfg.hard_negative_fraction,
-                            cfg.hard_negative_quantile, mined, cfg.mined_negative_fraction)
+                            cfg.hard_negative_quantile, mined, cfg.mined_negative_fraction, missed,
+                            cfg.missed_lesion_fraction)
         tic = time.perf_counter()
         train_loss, _ = _run_epoch(model, _loader(train, specs, cfg, device), optimizer, cfg, device)
         train_s = time.perf_counter() - tic

@@ -7,7 +7,11 @@ voxels: dural sinuses, calcifications and bone partial volume, the blood-dense s
 hyperdensity detector confuses with haemorrhage and that uniform brain sampling seldom visits. A
 ``mined_fraction`` goes to *mined* negatives instead: where the model being trained currently
 answers "blood" away from any lesion (``false_positive_voxels``; the mining itself is
-``training.mining``), so the patches follow the network's own mistakes rather than a guess at them. Patches near
+``training.mining``), so the patches follow the network's own mistakes rather than a guess at them. The
+mistake of the other sign is mined too: ``missed_fraction`` of the *lesion* centres go to lesion voxels
+the model currently answers "no blood" for (``missed_lesion_voxels``), so the lesion half of the
+patches dwells on what is being missed (the cisternal and sulcal blood of SAH, lesion borders)
+instead of re-teaching the cores it already finds, and the paper's lesion/brain balance is unchanged. Patches near
 the volume border are padded, so small volumes never crash. Every random choice is drawn up front
 into a :class:`PatchSpec`, so a batch is a pure function of its specs (reproducible and resumable).
 """
@@ -61,12 +65,24 @@ def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float
     return np.flatnonzero(candidate)
 
 
+def missed_lesion_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float) -> np.ndarray:
+    """Flat indices of lesion voxels the model does not call blood (``prob < threshold``).
+
+    Why: on phantoms the misses outweigh the false positives about 2 to 1 (docs/results.md), and they
+    concentrate in few places (SAH in cisterns and sulci, thin rims); uniform lesion sampling spends
+    most of its patches on cores the model already finds.
+    """
+    return np.flatnonzero(arrays.label & (prob < threshold))
+
+
 def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator,
                    hard_negative_fraction: float = 0.0, hard_negative_quantile: float = 0.98,
-                   mined: np.ndarray | None = None, mined_fraction: float = 0.0) -> np.ndarray:
-    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels,
-    ``round(n * hard_negative_fraction)`` on hard negatives, ``round(n * mined_fraction)`` on the
-    ``mined`` flat indices (when there are any), the rest anywhere in the brain."""
+                   mined: np.ndarray | None = None, mined_fraction: float = 0.0,
+                   missed: np.ndarray | None = None, missed_fraction: float = 0.0) -> np.ndarray:
+    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels (``missed_fraction``
+    of them on the ``missed`` flat indices, when there are any), ``round(n * hard_negative_fraction)``
+    on hard negatives, ``round(n * mined_fraction)`` on the ``mined`` flat indices (when there are
+    any), the rest anywhere in the brain."""
     lesion = np.flatnonzero(arrays.label)
     brain = np.flatnonzero(arrays.brain)
     if len(brain) == 0:
@@ -75,12 +91,16 @@ def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.r
     n_hard = min(int(round(n * hard_negative_fraction)), n - n_lesion)
     has_mined = mined is not None and len(mined) > 0
     n_mined = min(int(round(n * mined_fraction)), n - n_lesion - n_hard) if has_mined else 0
-    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_hard - n_mined)]
+    has_missed = missed is not None and len(missed) > 0
+    n_missed = int(round(n_lesion * missed_fraction)) if has_missed else 0
+    parts = [rng.choice(lesion, n_lesion - n_missed), rng.choice(brain, n - n_lesion - n_hard - n_mined)]
     if n_hard:  # no draw at all when off, so configurations without it sample exactly as before
         hard = hard_negative_voxels(arrays, hard_negative_quantile)
         parts.append(rng.choice(hard if len(hard) else brain, n_hard))
     if n_mined:  # likewise; a case with nothing mined samples as if mining were off
         parts.append(rng.choice(mined, n_mined))
+    if n_missed:  # likewise; a case the model already finds whole samples its lesion uniformly
+        parts.append(rng.choice(missed, n_missed))
     return np.stack(np.unravel_index(np.concatenate(parts), arrays.brain.shape), axis=1)
 
 
@@ -88,15 +108,18 @@ def epoch_specs(cases: list[CaseArrays], per_image: int, lesion_fraction: float,
                 hard: set[int] = frozenset(), augment: bool = True, flip_probability: float = 0.5,
                 rotation_degrees: float = 10.0, hard_negative_fraction: float = 0.0,
                 hard_negative_quantile: float = 0.98, mined: dict[int, np.ndarray] | None = None,
-                mined_fraction: float = 0.0) -> list[PatchSpec]:
+                mined_fraction: float = 0.0, missed: dict[int, np.ndarray] | None = None,
+                missed_fraction: float = 0.0) -> list[PatchSpec]:
     """All patch specs of one epoch, shuffled; ``hard`` cases get a second, always-augmented set.
-    ``mined`` maps a case index to its mined negatives (``false_positive_voxels``)."""
+    ``mined`` maps a case index to its mined negatives (``false_positive_voxels``), ``missed`` to its
+    missed lesion voxels (``missed_lesion_voxels``)."""
     specs: list[PatchSpec] = []
     for index, arrays in enumerate(cases):
         rounds = [augment] + ([True] if index in hard else [])
         for augmented in rounds:
             for centre in sample_centres(arrays, per_image, lesion_fraction, rng, hard_negative_fraction,
-                                         hard_negative_quantile, (mined or {}).get(index), mined_fraction):
+                                         hard_negative_quantile, (mined or {}).get(index), mined_fraction,
+                                         (missed or {}).get(index), missed_fraction):
                 if augmented:
                     flips = rng.random(2) < flip_probability
                     angle = float(rng.uniform(-rotation_degrees, rotation_degrees))
