@@ -94,13 +94,15 @@ def phantom(
     lesion_free: Optional[float] = typer.Option(None, "--lesion-free-fraction", min=0.0, max=1.0,
                                                 help="Chance that a case has no haemorrhage (default: the "
                                                 "generator's; a set for tuning false-positive rules wants many)."),
+    acquisition: str = typer.Option("instance", "--acquisition", help="instance: INSTANCE-like 5 mm slices; "
+                                    "varied: 2.5-7 mm slices, gantry tilt, sharp kernels (training data)."),
 ) -> None:
     """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
     from dataclasses import replace
 
     from training.phantom import PhantomSettings, write_dataset
 
-    settings = PhantomSettings(matrix=matrix)
+    settings = PhantomSettings(matrix=matrix, acquisition=acquisition)
     if lesion_free is not None:  # the generator's own default stays the one source of it
         settings = replace(settings, lesion_free_fraction=lesion_free)
     try:

@@ -31,9 +31,18 @@ class PreprocessConfig:
     slice_rule: bool = True  # Slice_max rule and mask propagation below it
     propagation_allowance_mm: float = 2.0
     # Normalisation: "brain" = paper (statistics over brain voxels), "volume" = authors' code
-    # (rescale to [0, 100], statistics over the whole volume), "minmax" = the paper's ablation.
-    normalization: Literal["brain", "volume", "minmax"] = "brain"
+    # (rescale to [0, 100], statistics over the whole volume), "minmax" = the paper's ablation,
+    # "hu" = anchored in Hounsfield units: clip to ``hu_window``, subtract ``hu_centre`` and divide by
+    # ``hu_scale``. CT numbers are calibrated, so a fixed mapping cannot be thrown off by whatever bone
+    # or air the brain mask took in (skull base, vertex); per-image statistics can.
+    normalization: Literal["brain", "volume", "minmax", "hu"] = "brain"
     percentiles: tuple[float, float] = (0.5, 99.5)
+    hu_window: tuple[float, float] = (0.0, 160.0)
+    # None: the mean of the brain voxels inside ``soft_tissue_hu`` (follows a scanner's calibration
+    # offset; bone and air are outside the range, so they cannot move it).
+    hu_centre: Optional[float] = 35.0
+    hu_scale: float = 17.5
+    soft_tissue_hu: tuple[float, float] = (0.0, 80.0)
     outside_value: Optional[float] = None  # None: the lowest normalised brain value
     symmetric_channel: bool = False
     registration: Literal["auto", "sitk", "flirt"] = "auto"

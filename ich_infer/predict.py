@@ -33,7 +33,7 @@ from .weights import Ensemble, load_weights
 # The bundled weights: $ICHSEG_WEIGHTS (the Docker image sets it), else weights/ beside the package
 # in a source checkout or editable install.
 DEFAULT_WEIGHTS = Path(os.environ.get("ICHSEG_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
-CSV_COLUMNS = ["case", "status", "volume_ml", "abc2_ml", "abc2_error_pct", "components", "max_probability",
+CSV_COLUMNS = ["case", "status", "input_kind", "volume_ml", "abc2_ml", "abc2_error_pct", "components", "max_probability",
                "rescued", "runtime_s", "error"]
 
 
@@ -45,12 +45,14 @@ class Segmentation:
     rescued: bool
     volume_ml: float
     abc2_ml: float
+    input_kind: str = "full_head"
 
 
 @dataclass
 class CaseResult:
     case: str
     status: str  # "ok", "skipped" or "error"
+    input_kind: str = ""  # ich_infer.input_kind: full_head or skull_stripped when segmented
     volume_ml: float | None = None
     abc2_ml: float | None = None
     abc2_error_pct: float | None = None
@@ -102,7 +104,7 @@ def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: 
     volume_ml = float(mask.sum()) * geometry.voxel_volume_ml
     return Segmentation(mask, float(prob_native[pre.brain_native].max()) if pre.brain_native.any() else 0.0,
                         max(info.components_before - info.components_removed, int(mask.any())), info.rescued,
-                        volume_ml, abc2_ml(canonical, spacing))
+                        volume_ml, abc2_ml(canonical, spacing), pre.input_kind.kind)
 
 
 def _volume_row(result: CaseResult) -> dict:
@@ -177,7 +179,7 @@ def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.dev
         return CaseResult(case, "error", error=f"{path}: unexpected {type(exc).__name__}: {exc}",
                           runtime_s=round(time.perf_counter() - tic, 2))
     error = 100.0 * (seg.abc2_ml - seg.volume_ml) / seg.volume_ml if seg.volume_ml > 0 else None
-    return CaseResult(case, "ok", round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
+    return CaseResult(case, "ok", seg.input_kind, round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
                       None if error is None else round(error, 1), seg.components, round(seg.probability_max, 4),
                       seg.rescued, round(time.perf_counter() - tic, 2), output=str(target))
 
@@ -197,5 +199,6 @@ def _summary_line(result: CaseResult) -> str:
     if result.status == "skipped":
         return f"skip  {result.case}: output exists ({result.volume_ml} mL); --overwrite to redo"
     rescue = " (never-empty rule)" if result.rescued else ""
-    return (f"ok    {result.case}: {result.volume_ml:.2f} mL in {result.components} component(s){rescue}, "
+    kind = "" if result.input_kind == "full_head" else f" [{result.input_kind.replace('_', '-')} input]"
+    return (f"ok    {result.case}{kind}: {result.volume_ml:.2f} mL in {result.components} component(s){rescue}, "
             f"ABC/2 {result.abc2_ml:.2f} mL, {result.runtime_s:.1f} s")

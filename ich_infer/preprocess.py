@@ -18,9 +18,16 @@ from skimage.transform import resize
 
 from .config import PreprocessConfig
 from .errors import IchsegError
+from .input_kind import InputKind, classify, require_supported
 from .orientation import Reorientation, reorientation
 
 AIR_HU = -1000.0
+# A brain mask outside this range is not a brain: a partial scan, another body part, or a failed strip.
+BRAIN_ML_RANGE = (150.0, 2600.0)
+# A brain is walled in by skull: of the voxels within 6 mm outside its mask (in-plane), real heads and
+# phantoms have 0.70-0.90 bone, a torso's mediastinum among lungs and ribs about 0.25.
+MIN_BONE_ENCLOSURE = 0.45
+BONE_HU = 300.0
 SLICE_2D = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                      [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                      [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], dtype=bool)  # 4-connectivity within a slice
@@ -38,6 +45,7 @@ class Preprocessed:
     crop: tuple[slice, slice, slice]  # crop of the canonical native grid that the working grid covers
     canonical_shape: tuple[int, int, int]
     orientation: Reorientation
+    input_kind: InputKind
 
     def to_native(self, volume: np.ndarray, order: int = 1) -> np.ndarray:
         """Map a working-grid volume (probabilities or a mask) back to the scan's grid; zero outside."""
@@ -200,8 +208,26 @@ def _slice_max_rule(brain: np.ndarray, spacing: tuple[float, float, float], allo
 
 
 # ------------------------------------------------------------------------------------------ normalise
+def hu_centre(volume: np.ndarray, brain: np.ndarray, cfg: PreprocessConfig) -> float:
+    """The HU that maps to 0: fixed, or the mean of the brain's soft-tissue-range voxels."""
+    if cfg.hu_centre is not None:
+        return float(cfg.hu_centre)
+    values = volume[brain]
+    low, high = cfg.soft_tissue_hu
+    values = values[(values > low) & (values < high)]
+    return float(values.mean()) if values.size else float(np.mean(cfg.soft_tissue_hu))
+
+
 def normalise(volume: np.ndarray, brain: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Percentile clipping and mean/std scaling (paper: statistics over brain voxels only)."""
+    """Percentile clipping and mean/std scaling (paper: statistics over brain voxels only), or the
+    Hounsfield-anchored mapping of ``normalization="hu"``; outside the brain a constant."""
+    if cfg.normalization == "hu":
+        low, high = cfg.hu_window
+        centre = hu_centre(volume, brain, cfg)
+        out = (np.clip(volume, low, high).astype(np.float32) - centre) / cfg.hu_scale
+        outside = cfg.outside_value if cfg.outside_value is not None else (low - centre) / cfg.hu_scale
+        out[~brain] = outside
+        return out.astype(np.float32)
     values = volume[brain] if brain.any() else volume.ravel()
     if cfg.normalization == "minmax":
         lo, hi = float(values.min()), float(values.max())
@@ -227,9 +253,16 @@ def preprocess(volume: np.ndarray, spacing_ijk: tuple[float, float, float], dire
     orient = reorientation(direction)
     canon = orient.to_canonical(volume)
     spacing = orient.spacing(spacing_ijk)
-    head = remove_head_holder(canon, spacing, cfg)
-    clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
-    brain = skull_strip(clean, spacing, cfg)
+    kind = classify(canon)
+    require_supported(kind)
+    if kind.kind == "skull_stripped":
+        head = brain = stripped_brain(canon, kind.background, cfg)
+        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
+    else:
+        head = remove_head_holder(canon, spacing, cfg)
+        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
+        brain = skull_strip(clean, spacing, cfg)
+    check_brain(clean, brain, spacing, kind)
     crop = _crop_box(brain, spacing, cfg.crop_margin_mm)
     image, brain_w, spacing_w = clean[crop], brain[crop], spacing
     if cfg.target_spacing is not None:
@@ -248,7 +281,39 @@ def preprocess(volume: np.ndarray, spacing_ijk: tuple[float, float, float], dire
         image=np.stack(channels).astype(np.float32), brain=brain_w, spacing=tuple(spacing_w),
         brain_native=np.ascontiguousarray(orient.from_canonical(brain)),
         head_native=np.ascontiguousarray(orient.from_canonical(head)),
-        crop=crop, canonical_shape=canon.shape, orientation=orient)
+        crop=crop, canonical_shape=canon.shape, orientation=orient, input_kind=kind)
+
+
+def stripped_brain(volume: np.ndarray, background: float, cfg: PreprocessConfig) -> np.ndarray:
+    """The brain of an already skull-stripped image: its largest non-background region, holes filled
+    slice by slice, without voxels dense enough to be bone the other pipeline left behind."""
+    brain = _fill_slices(largest_component(volume != background))
+    return brain & (volume < cfg.rim_high_hu)
+
+
+def bone_enclosure(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Share of bone among the voxels within 6 mm outside the brain mask, slice by slice (on a ~1.5 mm
+    in-plane subsample: a share needs no more)."""
+    f = _inplane_factor(spacing, 1.5)
+    small, hu = brain[:, ::f, ::f], volume[:, ::f, ::f]
+    disc = ellipsoid(6.0, (1e6, spacing[1] * f, spacing[2] * f))  # no reach across slices
+    ring = ndi.binary_dilation(small, structure=disc) & ~small
+    return float(np.mean(hu[ring] > BONE_HU)) if ring.any() else 0.0
+
+
+def check_brain(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float], kind: InputKind) -> None:
+    """Refuse what is not a brain in one line: a wrong size, or (in a full head) no skull around it."""
+    ml = float(brain.sum()) * float(np.prod(spacing)) / 1000.0
+    low, high = BRAIN_ML_RANGE
+    read_as = kind.kind.replace("_", "-")
+    if not low <= ml <= high:
+        raise IchsegError(None, f"brain mask of {ml:.0f} mL (expected {low:.0f}-{high:.0f} mL for a head; "
+                                f"input read as {read_as}): not a head CT, or the head is only partly in the scan")
+    if kind.kind == "full_head":
+        enclosure = bone_enclosure(volume, brain, spacing)
+        if enclosure < MIN_BONE_ENCLOSURE:
+            raise IchsegError(None, f"the tissue found is not walled in by skull (bone {enclosure:.0%} around it, "
+                                    f"heads have over {MIN_BONE_ENCLOSURE:.0%}): not a head CT")
 
 
 def _crop_box(mask: np.ndarray, spacing: tuple[float, float, float], margin_mm: float) -> tuple[slice, ...]:

@@ -42,6 +42,7 @@ from .configs import TrainConfig, load_config
 from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
 from .mining import mine_errors
+from .provenance import provenance
 from .sampling import PatchSpec, epoch_specs, extract, hard_cases
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds", "patches_per_s", "best"]
@@ -311,15 +312,14 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[
         mean = np.mean([r["dice"] for r in rows])
         echo(f"fold {fold}: best epoch {result.best_epoch}, held-out Dice {mean:.3f} over {len(rows)} cases")
     source = " + ".join(describe_data(folder, group) for folder, group in zip(folders, groups))
-    provenance = {"data_source": source, "hardware": describe_device(device), "command": command}
-    return assemble(out, work, cfg, cases, echo, provenance)
+    record = {"data_source": source, "hardware": describe_device(device), "command": command,
+              **provenance(folders, [[c.case for c in group] for group in groups], real_heads=[])}
+    return assemble(out, work, cfg, cases, echo, record)
 
 
 def describe_device(device: torch.device) -> str:
-    """For the manifest: throughput and the width that fits depend on it (README, weights/README.md)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type}, {torch.get_num_threads()} threads"
+    """For the manifest: throughput and the width that fits depend on it."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
 
 
 def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=print,

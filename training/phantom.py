@@ -30,7 +30,7 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
 LOOKS_LIKE_BONE_HU = 160.0  # (v6) labelled blood reads below this, noise-free: denser looks like bone
-GENERATOR_VERSION = 8  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
+GENERATOR_VERSION = 9  # 2: venous sinuses, tentorium, skull-base spurs, calcifications, visibility rule;
 # 3: sigmoid sinuses, asymmetric transverse sinuses, torcula-sized sagittal sinus, clinoids and carotid siphons;
 # 4: wider sigmoid sinuses brightened by their bony groove, jugular bulbs, scans starting in the neck;
 # 5: the reconstruction kernel's blur (bone bloom at the inner table), cortex reaching the inner table
@@ -41,6 +41,8 @@ GENERATOR_VERSION = 8  # 2: venous sinuses, tentorium, skull-base spurs, calcifi
 #    brain-mask slices), venous blood up to 76 HU, tentorium gated by the head's own cortex;
 # 8: jugular canals up to 11 mm in radius and oval on the dominant side, larger bulbs: the real head's
 #    widest island (about 21 x 13 mm on one slice) was wider than any v7 canal
+# 9: acquisition="varied" (slice thickness 2.5-7 mm, tilt up to 25 degrees, edge-enhancing kernels);
+#    the default "instance" acquisition is byte-identical to v8
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 KERNEL_SIGMA_MM = (0.3, 0.9)  # in-plane point spread of the reconstruction kernel (v5)
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
@@ -56,6 +58,10 @@ class PhantomSettings:
     lesion_free_fraction: float = 0.12
     noise_hu: tuple[float, float] = (3.0, 8.0)
     oriented_fraction: float = 0.5  # share of cases stored flipped/permuted/oblique
+    # "instance": INSTANCE-like 5 mm slices and a soft kernel. "varied": what other scanners hand over
+    # (slice thickness, gantry tilt, sharp edge-enhancing kernels, noise), drawn per case from its own
+    # random stream, so the thin inner-table bands that thick tilted slices make are seen unlabelled.
+    acquisition: str = "instance"
 
 
 @dataclass
@@ -544,20 +550,56 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return rot_z @ rot_y @ rot_x
 
 
+@dataclass(frozen=True)
+class Acquisition:
+    """How one case is scanned and reconstructed (see ``PhantomSettings.acquisition``)."""
+
+    slice_mm: float
+    tilt_degrees: float | None  # None: the INSTANCE-like draw inside ``acquire``
+    sharpen: float  # edge-enhancement gain of the kernel (0 = soft kernel only)
+    sharpen_mm: float
+    noise_hu: tuple[float, float]
+
+
+def draw_acquisition(seed: int, settings: PhantomSettings) -> Acquisition:
+    """The case's acquisition; "varied" draws from a stream of its own so "instance" output is unchanged."""
+    if settings.acquisition == "instance":
+        return Acquisition(settings.slice_mm, None, 0.0, 1.0, settings.noise_hu)
+    if settings.acquisition != "varied":
+        raise ValueError(f"unknown acquisition {settings.acquisition!r}: use 'instance' or 'varied'")
+    rng = np.random.default_rng([seed, 3])
+    tilt = float(rng.uniform(-25, 25)) if rng.random() < 0.5 else 0.0
+    sharpen = float(rng.uniform(0.2, 0.8)) if rng.random() < 0.5 else 0.0
+    return Acquisition(float(rng.uniform(2.5, 7.0)), tilt, sharpen, float(rng.uniform(0.8, 1.6)),
+                       (2.0, float(rng.uniform(5.0, 10.0))))
+
+
+def edge_enhance(volume: np.ndarray, spacing: tuple[float, ...], gain: float, sigma_mm: float) -> np.ndarray:
+    """A sharp kernel's overshoot: bone edges ring bright outside and dark inside, slice by slice."""
+    if gain <= 0:
+        return volume
+    blurred = ndi.gaussian_filter(volume, (0, sigma_mm / spacing[1], sigma_mm / spacing[0]), truncate=3.0)
+    return volume + gain * (volume - blurred)
+
+
 def acquire(rng: np.random.Generator, t: Template, volumes: dict[str, np.ndarray], settings: PhantomSettings,
-            orders: dict[str, int]) -> tuple[dict[str, np.ndarray], Geometry]:
-    """Sample template-space volumes onto a CT grid: pose, elastic warp, 5 mm slices, stored orientation."""
+            orders: dict[str, int], acq: Acquisition) -> tuple[dict[str, np.ndarray], Geometry]:
+    """Sample template-space volumes onto a CT grid: pose, elastic warp, thick slices, stored orientation."""
     spacing_xy = rng.uniform(*settings.inplane_mm) if settings.matrix >= 400 else \
         rng.uniform(*settings.inplane_mm) * 512 / settings.matrix
     n_xy = settings.matrix
     gantry = np.radians(rng.uniform(-15, 15)) if rng.random() < 0.3 else 0.0
+    if acq.tilt_degrees is not None:
+        gantry = np.radians(acq.tilt_degrees)
     d_acq = LPS_FROM_RAS @ _rotation(gantry, 0, 0) @ LPS_FROM_RAS  # gantry tilt about left-right
     # Slab from the skull base (v4: or from the neck below it, as many real scans start; or higher:
     # partial coverage) to above the vertex.
     z_low = t.bottom_z + rng.uniform(-15, 40)
     z_high = t.top_z + rng.uniform(12, 25)
-    n_z = int(np.clip(np.ceil((z_high - z_low) / settings.slice_mm), settings.min_slices, settings.max_slices))
-    spacing = np.array([spacing_xy, spacing_xy, settings.slice_mm])
+    per_5mm = 5.0 / acq.slice_mm  # slice-count limits are stated for 5 mm slices
+    n_z = int(np.clip(np.ceil((z_high - z_low) / acq.slice_mm), round(settings.min_slices * per_5mm),
+                      round(settings.max_slices * per_5mm)))
+    spacing = np.array([spacing_xy, spacing_xy, acq.slice_mm])
     centre_lps = np.array([rng.uniform(-8, 8), rng.uniform(-8, 8) + 10, (z_low + z_high) / 2])
     index_centre = (np.array([n_xy, n_xy, n_z]) - 1) / 2
     origin = centre_lps - d_acq @ (spacing * index_centre)
@@ -590,7 +632,7 @@ def acquire(rng: np.random.Generator, t: Template, volumes: dict[str, np.ndarray
                        for a in range(3)])
     out = {}
     for name, vol in volumes.items():
-        vol = ndi.uniform_filter1d(vol, max(1, int(round(settings.slice_mm * scale[2] / GRID_MM))), axis=2)
+        vol = ndi.uniform_filter1d(vol, max(1, int(round(acq.slice_mm * scale[2] / GRID_MM))), axis=2)
         sampled = ndi.map_coordinates(vol, coords, order=orders.get(name, 1), mode="constant",
                                       cval=-1000.0 if name == "hu" else 0.0, prefilter=False)
         sampled = sampled.reshape(n_z, half, half)
@@ -636,11 +678,12 @@ def generate(seed: int, settings: PhantomSettings = PhantomSettings(), with_trut
     if with_truth:
         for name in ("intracranial", "bone", "head", "holder"):
             volumes[name] = masks[name].astype(np.float32)
-    sampled, geometry = acquire(rng, t, volumes, settings, orders)
+    acq = draw_acquisition(seed, settings)
+    sampled, geometry = acquire(rng, t, volumes, settings, orders, acq)
     kernel_mm = rng.uniform(*KERNEL_SIGMA_MM)
     clean = reconstruction_blur(sampled.pop("hu"), geometry.spacing, kernel_mm)
     sampled["bone"] = reconstruction_blur(sampled["bone"], geometry.spacing, kernel_mm)
-    image = add_noise(rng, clean, settings.noise_hu)
+    image = add_noise(rng, edge_enhance(clean, geometry.spacing, acq.sharpen, acq.sharpen_mm), acq.noise_hu)
     image = np.clip(np.round(image), -1024, 3071).astype(np.int16)
     label = visible_blood(sampled.pop("blood"), sampled["bone"], clean, gm_hu).astype(np.uint8)
     if not with_truth:
@@ -685,7 +728,8 @@ def _write_case(out: Path, case: str, case_seed: int, settings: PhantomSettings)
     phantom = generate(case_seed, settings)
     write_image(image_path, phantom.image, phantom.geometry)
     write_image(out / "labels" / f"{case}.nii.gz", phantom.label, phantom.geometry)
-    return image_path, {"seed": case_seed, "generator_version": GENERATOR_VERSION, "lesions": phantom.lesions,
+    return image_path, {"seed": case_seed, "generator_version": GENERATOR_VERSION,
+                        "acquisition": settings.acquisition, "lesions": phantom.lesions,
                         "size": list(phantom.geometry.size), "spacing": list(phantom.geometry.spacing)}
 
 

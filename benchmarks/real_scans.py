@@ -1,0 +1,137 @@
+"""The judge: every real head CT in ../shared/data, segmented as a user would hand it over.
+
+Per head, with weights that never saw it (the head must not be listed in the manifest's
+``training.real_heads``; a head the weights saw is not reported):
+  - the unaltered head: every voxel called blood is a false positive;
+  - the same head skull-stripped (brain on a 0 background) and windowed (values outside 0-100 HU set to 0);
+  - haemorrhage of every subtype, a thin subdural and the BLAST-CT real lesion shape pasted into it:
+    Dice and whether it was found at all.
+
+    python benchmarks/real_scans.py [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
+    python benchmarks/real_scans.py --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
+
+``--holdout NAME=DIR`` segments head NAME with DIR (leave-one-head-out ensembles); ``--override``
+changes a preprocessing field of the weights' config (JSON value), to measure a candidate before it
+enters a manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from common import table
+
+from ich_infer.config import PreprocessConfig
+from ich_infer.errors import IchsegError
+from ich_infer.io import read_image
+from ich_infer.metrics import case_metrics
+from ich_infer.predict import DEFAULT_WEIGHTS, segment
+from ich_infer.preprocess import preprocess
+from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
+from training.real_heads import available_heads, lesions_for, paste, skull_stripped, windowed
+
+
+def load(folder: Path, overrides: dict) -> Ensemble:
+    ensemble = load_weights(folder)
+    if not overrides:
+        return ensemble
+    config = replace(ensemble.config, preprocess=replace(ensemble.config.preprocess, **overrides))
+    return Ensemble(config, ensemble.models, ensemble.manifest)
+
+
+def seen_heads(ensemble: Ensemble) -> set[str]:
+    return set(ensemble.manifest.get("training", {}).get("real_heads", []))
+
+
+def run_case(image, geometry, ensemble, label=None) -> dict:
+    try:
+        seg = segment(image, geometry, ensemble)
+    except IchsegError as exc:
+        return {"kind": "refused", "pred_ml": None, "dice": None, "note": str(exc).split(": ", 1)[-1]}
+    row = {"kind": seg.input_kind, "pred_ml": seg.volume_ml, "dice": None, "note": ""}
+    if label is not None:
+        m = case_metrics(label, seg.mask, tuple(geometry.spacing[::-1]))
+        row.update(dice=m["dice"], true_ml=m["volume_gt_ml"], found=bool((label & seg.mask).any()))
+    return row
+
+
+def evaluate_head(name: str, path: Path, ensemble: Ensemble, lesions: bool = True) -> list[dict]:
+    hu, geometry = read_image(path)
+    brain = preprocess(hu, geometry.spacing, geometry.direction, PreprocessConfig()).brain_native
+    rows = [{"head": name, "case": "unaltered", **run_case(hu, geometry, ensemble)},
+            {"head": name, "case": "skull-stripped (0 background)",
+             **run_case(skull_stripped(hu, brain), geometry, ensemble)},
+            {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)}]
+    if lesions:
+        rng = np.random.default_rng(1)
+        for lesion in lesions_for(hu, brain, tuple(geometry.spacing[::-1])):
+            label = lesion.blood >= 0.5
+            rows.append({"head": name, "case": f"pasted {lesion.name}",
+                         **run_case(paste(hu, lesion, rng), geometry, ensemble, label)})
+    return rows
+
+
+def fmt(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summarise(rows: list[dict]) -> list[tuple]:
+    out = []
+    for head in dict.fromkeys(r["head"] for r in rows):
+        mine = [r for r in rows if r["head"] == head]
+        pasted = [r for r in mine if r["case"].startswith("pasted")]
+        dice = [r["dice"] for r in pasted if r["dice"] is not None]
+        variants = {r["case"]: r for r in mine if not r["case"].startswith("pasted")}
+        out.append((head, fmt(variants["unaltered"]["pred_ml"]),
+                    fmt(variants["skull-stripped (0 background)"]["pred_ml"]),
+                    "refused" if variants["windowed 0-100 HU"]["kind"] == "refused"
+                    else fmt(variants["windowed 0-100 HU"]["pred_ml"]),
+                    fmt(float(np.mean(dice)) if dice else None, 3),
+                    f"{sum(not r.get('found', False) for r in pasted)}/{len(pasted)}"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--holdout", action="append", default=[], help="NAME=DIR: weights for one head")
+    parser.add_argument("--override", action="append", default=[], help="preprocessing FIELD=JSON")
+    parser.add_argument("--no-lesions", action="store_true", help="only the unaltered head and its variants")
+    parser.add_argument("--json", type=Path, default=None, help="also write every row here")
+    args = parser.parse_args()
+    overrides = {k: (tuple(v) if isinstance(v, list) else v)
+                 for k, v in (((kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])) for kv in args.override))}
+    per_head = dict(kv.split("=", 1) for kv in args.holdout)
+    heads = available_heads()
+    if not heads:
+        print("skipped: no real heads under ../shared/data")
+        return
+    rows, notes = [], []
+    for name, path in heads.items():
+        folder = Path(per_head.get(name, args.weights))
+        ensemble = load(folder, overrides)
+        if name in seen_heads(ensemble):
+            notes.append(f"{name}: not reported, {folder} was trained on it")
+            continue
+        notes.append(f"{name}: {folder} (manifest sha256 {sha256_of(folder / MANIFEST)[:12]}), never trained on this head")
+        rows += evaluate_head(name, path, ensemble, not args.no_lesions)
+    print("real head CTs; every figure from weights that never saw the head (leave-one-head-out)")
+    print("\n".join(notes))
+    if overrides:
+        print(f"preprocessing overrides: {overrides}")
+    print(table([(r["head"], r["case"], r["kind"], fmt(r.get("true_ml")), fmt(r["pred_ml"]), fmt(r["dice"], 3),
+                  r["note"][:70]) for r in rows],
+                ("head", "case", "input kind", "true mL", "predicted mL", "Dice", "note")))
+    print()
+    print(table(summarise(rows), ("head", "false positive mL", "skull-stripped mL", "windowed", "pasted Dice",
+                                  "missed")))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Where a weights folder came from, written into its manifest by code, never by hand.
+
+The manifest's ``training`` block gets the git commit of the code that trained it, the phantom
+generator version and dataset seeds of every data folder (from their ``cases.json``), the real heads
+trained on (so a real-head benchmark can refuse to report a head the weights saw), the hardware and
+the exact command. The parent weights' manifest sha256 is recorded by ``--init`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .phantom import CASE_SEED_STRIDE, GENERATOR_VERSION
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """HEAD's sha, with ``-dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def dataset_record(folder: Path, case_names: list[str]) -> dict:
+    """What one data folder holds: case count, and for phantoms their generator versions, seeds, acquisition."""
+    catalogue_path = Path(folder) / "cases.json"
+    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
+    entries = [catalogue.get(name) for name in case_names]
+    record = {"folder": Path(folder).name, "cases": len(case_names)}
+    if entries and all(isinstance(e, dict) and "seed" in e for e in entries):
+        record.update(generator_versions=sorted({e.get("generator_version", 0) for e in entries}),
+                      dataset_seeds=sorted({e["seed"] // CASE_SEED_STRIDE for e in entries}),
+                      acquisition=sorted({e.get("acquisition", "instance") for e in entries}))
+    return record
+
+
+def provenance(folders: list[Path], case_names: list[list[str]], real_heads: list[str]) -> dict:
+    return {"git_commit": git_commit(), "generator_version": GENERATOR_VERSION,
+            "datasets": [dataset_record(f, names) for f, names in zip(folders, case_names)],
+            "real_heads": sorted(real_heads)}
