@@ -8,9 +8,13 @@ untouched, because a mask that is off by a rounding of the direction cosines is 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ import SimpleITK as sitk
 from .errors import IchsegError
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ def case_id(path: str | Path) -> str:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(IMAGE_SUFFIXES)
+    """An image by name; a dangling link counts, so that it is reported rather than silently skipped."""
+    return (path.is_file() or path.is_symlink()) and not path.name.startswith(".") \
+        and path.name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -87,14 +94,19 @@ def list_images(folder: str | Path) -> list[Path]:
 def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a 3D scalar scan as float32 ``(k, j, i)`` plus its geometry; raise IchsegError otherwise."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise IchsegError(path, "dangling symbolic link (its target does not exist)")
     if not path.is_file():
         raise IchsegError(path, "file not found")
+    if not os.access(path, os.R_OK):
+        raise IchsegError(path, "permission denied (the file is not readable)")
     if path.stat().st_size == 0:
         raise IchsegError(path, "file is empty")
     try:
-        image = sitk.ReadImage(str(path))
+        with itk_messages_to_log(path):
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise IchsegError(path, f"not a readable image ({_first_line(exc)})") from None
+        raise IchsegError(path, f"not a readable image ({_itk_cause(exc)})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise IchsegError(path, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel "
                                 "(RGB or vector image); a scalar CT is needed")
@@ -117,6 +129,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
         except Exception as exc:  # noqa: BLE001 - any nibabel failure means the header is unusable
             raise IchsegError(path, f"unreadable NIfTI header ({_first_line(exc)})") from None
         _check_nifti_complete(path, header)
+        _check_nifti_finite(path, header)
     return array, Geometry.of(image, header)
 
 
@@ -182,6 +195,44 @@ def _check_nifti_complete(path: Path, header: Any) -> None:
         size = path.stat().st_size
     if size < expected:
         raise IchsegError(path, f"truncated: {size} bytes of voxel data and header, {expected} expected")
+
+
+def _check_nifti_finite(path: Path, header: Any) -> None:
+    """ITK's NIfTI reader turns NaN and infinity into 0 before anyone can see them; nibabel does not."""
+    if not np.issubdtype(header.get_data_dtype(), np.floating):
+        return  # integer voxels cannot hold them
+    data = np.asanyarray(nib.load(str(path)).dataobj)
+    if not np.isfinite(data).all():
+        raise IchsegError(path, f"contains {int((~np.isfinite(data)).sum())} NaN or infinite voxel values")
+
+
+@contextmanager
+def itk_messages_to_log(path: Path) -> Iterator[None]:
+    """ITK prints its warnings straight to the process's stderr; send them to the log instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log.warning("ITK while reading %s: %s", path, " ".join(text.split()))
+
+
+def _itk_cause(exc: BaseException) -> str:
+    """The cause of an ITK read failure in words; ITK's own line is kept when it says something."""
+    message = str(exc)
+    if "orthonormal direction cosines" in message:
+        return "direction matrix is not orthonormal (sheared or degenerate sform/qform)"
+    for line in message.splitlines():
+        if "ITK only supports" in line or "Could not create IO object" in line:
+            return line.split(": ", 1)[-1].strip()[:200]
+    return _first_line(exc)
 
 
 def _is_nifti(path: Path | str) -> bool:

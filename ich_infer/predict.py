@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .batch import check_output_folder, check_unique_cases, remove_stale_temps
 from .errors import IchsegError, about
 from .io import Geometry, atomic_write_text, case_id, list_images, read_image, read_mask, write_mask
 from .postprocess import postprocess
@@ -129,12 +130,15 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
     """Segment every image in ``input_dir`` into ``output_dir`` (same file names)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     started = time.perf_counter()
-    torch_device = resolve_device(device)
-    ensemble = load_weights(weights or DEFAULT_WEIGHTS, torch_device)
     inputs = list_images(input_dir)
     if not inputs:
         raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.nrrd images")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_unique_cases(inputs)
+    check_output_folder(input_dir, output_dir)
+    for stale in remove_stale_temps(output_dir):
+        echo(f"removed {stale.name}, left by an interrupted run")
+    torch_device = resolve_device(device)
+    ensemble = load_weights(weights or DEFAULT_WEIGHTS, torch_device)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": str(torch_device), "weights": str(Path(weights or DEFAULT_WEIGHTS).resolve()),

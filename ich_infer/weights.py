@@ -101,7 +101,10 @@ def load_weights(folder: str | Path, device: str | torch.device = "cpu") -> Ense
         path = folder / entry["file"]
         model = SEUNet3D(config.model)
         expected = model.state_dict()
-        tensors = load_file(str(path))
+        try:
+            tensors = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for bad files
+            raise IchsegError(path, f"not a readable safetensors file ({_first_line(exc)})") from None
         missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
         if missing or extra:
             raise IchsegError(path, f"tensors do not match the manifest's architecture "
@@ -113,3 +116,7 @@ def load_weights(folder: str | Path, device: str | torch.device = "cpu") -> Ense
         model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
         models.append(model.to(device).eval())
     return Ensemble(config, models, manifest)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

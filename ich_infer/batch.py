@@ -1,0 +1,63 @@
+"""Checks a batch passes before any model is loaded: where it writes, what it reads, what a killed run left.
+
+A batch must never write into its input folder (``-o`` equal to, inside or around the input would
+overwrite scans with masks or mix reports with data), must name every case once, and must fail in
+seconds, not after its first case, when the output folder cannot be written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from .errors import IchsegError
+from .io import IMAGE_SUFFIXES, case_id
+
+# What io.write_image and io.atomic_write_text leave behind when killed: ".<name>.<8 random>.tmp<suffix>".
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES) + r")?$")
+
+
+def check_output_folder(input_dir: Path, output_dir: Path) -> None:
+    """Refuse an output folder that is, lies inside or contains the input folder, or that cannot be written."""
+    source, target = input_dir.resolve(), output_dir.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        relation = "is" if target == source else "lies inside" if source in target.parents else "contains"
+        raise IchsegError(output_dir, f"output folder {relation} the input folder {input_dir}; choose another "
+                                      "(ichseg never writes into its input)")
+    if target.exists() and not target.is_dir():
+        raise IchsegError(output_dir, "exists and is not a folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise IchsegError(output_dir, f"output folder cannot be written ({exc.strerror or exc})") from None
+
+
+def check_unique_cases(paths: list[Path]) -> None:
+    """``X.nii`` beside ``X.nii.gz`` would share one mask name, one row and one QC picture."""
+    by_case: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        by_case[case_id(path)].append(path)
+    clashes = {case: files for case, files in by_case.items() if len(files) > 1}
+    if clashes:
+        case, files = sorted(clashes.items())[0]
+        more = f" (and {len(clashes) - 1} more case ids)" if len(clashes) > 1 else ""
+        raise IchsegError(files[0], f"case id {case!r} is also the id of {', '.join(map(str, files[1:]))}; "
+                                    f"rename one so each case has one mask{more}")
+
+
+def remove_stale_temps(output_dir: Path) -> list[Path]:
+    """Delete temp files a killed run of ichseg left (only names of its own pattern); returns them."""
+    removed = []
+    for folder in (output_dir, output_dir / "qc"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if _TEMP.match(path.name) and path.is_file():
+                os.unlink(path)
+                removed.append(path)
+    return removed
