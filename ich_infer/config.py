@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -50,6 +51,23 @@ class PreprocessConfig:
     target_spacing: Optional[tuple[float, float, float]] = None
     crop_margin_mm: float = 8.0
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(self, "holder_opening_mm", 0 < self.holder_opening_mm <= 30, "in (0, 30] mm")
+        _require(self, "brain_high_hu", self.brain_low_hu < self.brain_high_hu, "above brain_low_hu")
+        _require(self, "rim_high_hu", self.rim_high_hu > self.brain_high_hu, "above brain_high_hu")
+        for name in ("brain_opening_mm", "propagation_allowance_mm", "crop_margin_mm"):
+            _require(self, name, 0 <= getattr(self, name) <= 30, "in [0, 30] mm")
+        _require(self, "percentiles", len(self.percentiles) == 2 and 0 <= self.percentiles[0] < self.percentiles[1]
+                 <= 100, "two increasing values in [0, 100]")
+        for name in ("hu_window", "soft_tissue_hu"):
+            pair = getattr(self, name)
+            _require(self, name, len(pair) == 2 and pair[0] < pair[1], "two increasing HU values")
+        _require(self, "hu_scale", self.hu_scale > 0, "positive")
+        _require(self, "target_spacing", self.target_spacing is None or (
+            len(self.target_spacing) == 3 and all(0 < v <= 10 for v in self.target_spacing)),
+            "null or three spacings in (0, 10] mm")
+
     @property
     def in_channels(self) -> int:
         return 2 if self.symmetric_channel else 1
@@ -76,6 +94,15 @@ class ModelConfig:
     skip: Literal["concat", "add"] = "concat"
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(self, "in_channels", self.in_channels in (1, 2), "1 or 2")
+        _require(self, "num_classes", self.num_classes == 2, "2 (background, haemorrhage)")
+        _require(self, "base_width", 1 <= self.base_width <= 256, "in [1, 256]")
+        _require(self, "depth", 1 <= self.depth <= 6, "in [1, 6]")
+        _require(self, "se_reduction", self.se_reduction >= 1, "at least 1")
+        _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
+
     @property
     def widths(self) -> list[int]:
         return [self.base_width * 2**level for level in range(self.depth + 1)]
@@ -95,6 +122,17 @@ class InferenceConfig:
     # the brain, keep the connected region above half that maximum around the peak.
     rescue_min_probability: float = 0.3
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _require(self, "patch_size", len(self.patch_size) == 3 and all(isinstance(v, int) and v > 0
+                                                                      for v in self.patch_size), "three positive ints")
+        _require(self, "overlap", 0 <= self.overlap <= 0.9, "in [0, 0.9]")
+        _require(self, "threshold", 0 < self.threshold < 1, "in (0, 1)")
+        _require(self, "min_component_fraction", 0 <= self.min_component_fraction <= 1, "in [0, 1]")
+        _require(self, "connectivity", self.connectivity in (1, 2, 3), "1, 2 or 3")
+        _require(self, "rescue_min_probability", 0 <= self.rescue_min_probability <= 1, "in [0, 1]")
+        _require(self, "batch_size", self.batch_size >= 1, "at least 1")
 
 
 @dataclass(frozen=True)
@@ -123,6 +161,25 @@ class IchConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _require(obj: Any, name: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{type(obj).__name__}.{name} = {getattr(obj, name)!r}: must be {what}")
+
+
+def _check_fields(obj: Any) -> None:
+    """Enumerations, booleans and numbers are what their annotation says (JSON would accept anything)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint, value = hints[f.name], getattr(obj, f.name)
+        if typing.get_origin(hint) is Literal:
+            _require(obj, f.name, value in typing.get_args(hint), f"one of {list(typing.get_args(hint))}")
+        elif hint is bool:
+            _require(obj, f.name, isinstance(value, bool), "true or false")
+        elif hint in (int, float):
+            _require(obj, f.name, isinstance(value, (int, float)) and not isinstance(value, bool)
+                     and (hint is float or float(value).is_integer()), f"a number ({hint.__name__})")
 
 
 def _build(kind: type, values: dict[str, Any]):

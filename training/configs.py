@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,14 @@ CONFIGS: dict[str, TrainConfig] = {
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},
                    patches_per_image=16, max_epochs=2, patience=2, batch_size=8, val_patches_per_image=8, folds=2),
 }
+
+
+def concrete(cfg: TrainConfig) -> TrainConfig:
+    """``registration="auto"`` decided now, on the training machine: the manifest then says what the
+    symmetric channel was trained with, whether or not the inference machine has ``$FSLDIR``."""
+    if cfg.ich.preprocess.registration != "auto":
+        return cfg
+    return _with(cfg, preprocess={"registration": "flirt" if os.environ.get("FSLDIR") else "sitk"})
 
 
 def load_config(name_or_path: str) -> TrainConfig:

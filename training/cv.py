@@ -17,6 +17,7 @@ assemble; see docs/training.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -38,7 +39,7 @@ from ich_infer.model import SEUNet3D
 from ich_infer.predict import resolve_device, segment
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sha256_of
 
-from .configs import TrainConfig, load_config
+from .configs import TrainConfig, concrete, load_config
 from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
 from .mining import mine_errors
@@ -275,6 +276,7 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
 # ------------------------------------------------------------------------------------------- main
 def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[int] | None, device: torch.device,
         resume: bool, work: Path | None = None, echo=print, init: Path | None = None, command: str = "") -> dict:
+    cfg = concrete(cfg)
     folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
     groups = discover_datasets(folders)
     cases = [case for group in groups for case in group]
@@ -383,9 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         if args.workers is not None:
-            from dataclasses import replace
-
-            cfg = replace(cfg, workers=args.workers)
+            cfg = dataclasses.replace(cfg, workers=args.workers)
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None
         command = shlex.join(["python", "-m", "training.cv", *(sys.argv[1:] if argv is None else argv)])
         run(args.data, args.out, cfg, folds, resolve_device(args.device), args.resume, args.work, init=args.init,
