@@ -117,7 +117,8 @@ def main() -> None:
         if name in seen_heads(ensemble):
             notes.append(f"{name}: not reported, {folder} was trained on it")
             continue
-        notes.append(f"{name}: {folder} (manifest sha256 {sha256_of(folder / MANIFEST)[:12]}), never trained on this head")
+        digest = sha256_of(folder / MANIFEST)[:12]
+        notes.append(f"{name}: {folder} (manifest sha256 {digest}), never trained on this head")
         rows += evaluate_head(name, path, ensemble, not args.no_lesions)
     print("real head CTs; every figure from weights that never saw the head (leave-one-head-out)")
     print("\n".join(notes))

@@ -34,8 +34,8 @@ from .weights import Ensemble, load_weights
 # The bundled weights: $ICHSEG_WEIGHTS (the Docker image sets it), else weights/ beside the package
 # in a source checkout or editable install.
 DEFAULT_WEIGHTS = Path(os.environ.get("ICHSEG_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
-CSV_COLUMNS = ["case", "status", "input_kind", "volume_ml", "abc2_ml", "abc2_error_pct", "components", "max_probability",
-               "rescued", "runtime_s", "error"]
+CSV_COLUMNS = ["case", "status", "input_kind", "volume_ml", "abc2_ml", "abc2_error_pct", "components",
+               "max_probability", "rescued", "runtime_s", "error"]
 
 
 @dataclass
