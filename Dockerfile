@@ -13,8 +13,8 @@ RUN pip3 install --index-url https://download.pytorch.org/whl/cu124 "torch>=2.4,
 COPY pyproject.toml README.md ./
 COPY ich_infer ich_infer
 COPY training training
-RUN pip3 install .
 COPY weights weights
+RUN pip3 install .
 
 RUN useradd --create-home --uid 1000 ichseg
 USER ichseg

@@ -15,6 +15,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -31,9 +32,18 @@ from .sliding_window import predict_probabilities
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
 
-# The bundled weights: $ICHSEG_WEIGHTS (the Docker image sets it), else weights/ beside the package
-# in a source checkout or editable install.
-DEFAULT_WEIGHTS = Path(os.environ.get("ICHSEG_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
+
+def bundled_weights() -> Path:
+    """$ICHSEG_WEIGHTS, else weights/ of a source checkout, else the copy installed with the package."""
+    if os.environ.get("ICHSEG_WEIGHTS"):
+        return Path(os.environ["ICHSEG_WEIGHTS"])
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / "manifest.json").is_file():
+        return checkout
+    return Path(str(resources.files("ich_infer") / "bundled_weights"))
+
+
+DEFAULT_WEIGHTS = bundled_weights()
 CSV_COLUMNS = ["case", "status", "input_kind", "volume_ml", "abc2_ml", "abc2_error_pct", "components",
                "max_probability", "rescued", "runtime_s", "error"]
 
