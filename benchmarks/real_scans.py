@@ -120,6 +120,7 @@ def main() -> None:
         digest = sha256_of(folder / MANIFEST)[:12]
         notes.append(f"{name}: {folder} (manifest sha256 {digest}), never trained on this head")
         rows += evaluate_head(name, path, ensemble, not args.no_lesions)
+        print(f"{name}: done", flush=True)
     print("real head CTs; every figure from weights that never saw the head (leave-one-head-out)")
     print("\n".join(notes))
     if overrides:

@@ -112,6 +112,16 @@ def phantom(
     typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def train(ctx: typer.Context) -> None:
+    """Five-fold training: the same command as `python -m training.cv` (see `ichseg train --help`)."""
+    from training.cv import main as train_main
+
+    code = train_main(list(ctx.args), prog="ichseg train")
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("preprocess")
 def preprocess_cmd(
     input_dir: Path = typer.Argument(..., help="Folder of scans.", **EXISTING_DIR),

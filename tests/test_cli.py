@@ -122,3 +122,10 @@ def test_phantom_command_lesion_free_fraction(tmp_path):
     lesions = json.loads((tmp_path / "cases.json").read_text())["phantom_003_0000"]["lesions"]
     assert [item for item in lesions if "type" in item] == []
     assert not read_mask(tmp_path / "labels" / "phantom_003_0000.nii.gz")[0].any()
+
+
+def test_train_command_is_the_training_module():
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0 and "usage: ichseg train" in result.output and "--data" in result.output
+    result = runner.invoke(app, ["train", "--data", "/nonexistent", "--out", "/tmp/x", "--config", "nope"])
+    assert result.exit_code == 1

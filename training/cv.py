@@ -363,8 +363,8 @@ def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=pr
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.cv", description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None, prog: str = "python -m training.cv") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, nargs="+", required=True,
                         help="images/ + labels/ (or INSTANCE data/ + label/); several folders are trained on "
                              "together, each split into folds on its own")
@@ -380,8 +380,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m training.cv") -> int:
+    args = parse_args(argv, prog)
     try:
         cfg = load_config(args.config)
         if args.workers is not None:
