@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -58,10 +59,27 @@ def _flip_sets(tta: bool) -> list[tuple[int, ...]]:
     return [(), (4,), (3,), (3, 4)] if tta else [()]
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """How one sliding-window pass runs: tile shape and weight, batching, where to compute and store."""
+
+    patch: tuple[int, int, int]
+    weight: np.ndarray
+    batch_size: int
+    device: torch.device
+    store: torch.device
+    tta: bool
+    on_tile: Callable[[int, int], None] | None = None
+
+
 @torch.inference_mode()
 def predict_probabilities(image: np.ndarray, brain: np.ndarray, models: Sequence[torch.nn.Module],
-                          cfg: InferenceConfig, device: torch.device | str = "cpu", tta: bool = False) -> np.ndarray:
-    """Mean lesion probability of ``models`` over ``image`` ``(C, S, P, L)``; zero outside the brain."""
+                          cfg: InferenceConfig, device: torch.device | str = "cpu", tta: bool = False,
+                          on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Mean lesion probability of ``models`` over ``image`` ``(C, S, P, L)``; zero outside the brain.
+
+    ``on_tile(done, total)`` is told after every batch of tiles (a progress bar's hook).
+    """
     device = torch.device(device)
     patch = tuple(cfg.patch_size)
     pad = [(0, max(0, p - n)) for p, n in zip(patch, brain.shape)]
@@ -70,29 +88,31 @@ def predict_probabilities(image: np.ndarray, brain: np.ndarray, models: Sequence
         brain = np.pad(brain, pad)
     tiles = brain_tiles(brain, patch, cfg.overlap)
     weight = gaussian_importance(patch) if cfg.weighting == "gaussian" else np.ones(patch, np.float32)
+    plan = _Pass(patch, weight, cfg.batch_size, device, device, tta, on_tile)
     try:
-        prob = _accumulate(image, tiles, models, patch, weight, cfg.batch_size, device, device, tta)
+        prob = _accumulate(image, tiles, models, plan)
     except torch.cuda.OutOfMemoryError:
         log.warning("GPU out of memory: stitching on the CPU with batch size 1")
         torch.cuda.empty_cache()
-        prob = _accumulate(image, tiles, models, patch, weight, 1, device, torch.device("cpu"), tta)
+        prob = _accumulate(image, tiles, models, replace(plan, batch_size=1, store=torch.device("cpu")))
     prob[~brain] = 0.0
     return prob[: brain.shape[0] - pad[0][1], : brain.shape[1] - pad[1][1], : brain.shape[2] - pad[2][1]]
 
 
-def _accumulate(image, tiles, models, patch, weight, batch_size, device, store, tta) -> np.ndarray:
+def _accumulate(image, tiles, models, plan: _Pass) -> np.ndarray:
+    patch, device, store = plan.patch, plan.device, plan.store
     shape = image.shape[1:]
     total = torch.zeros(shape, dtype=torch.float32, device=store)
     norm = torch.zeros(shape, dtype=torch.float32, device=store)
-    w = torch.from_numpy(weight).to(store)
+    w = torch.from_numpy(plan.weight).to(store)
     source = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-    flips = _flip_sets(tta)
+    flips = _flip_sets(plan.tta)
     use_amp = device.type == "cuda"
     # channels-last 3D lets oneDNN/cuDNN pick their fast convolution kernels (about 1.5-2x on CPU).
     fmt = torch.channels_last_3d
     models = [model.to(memory_format=fmt) for model in models]
-    for start in range(0, len(tiles), batch_size):
-        chunk = tiles[start:start + batch_size]
+    for start in range(0, len(tiles), plan.batch_size):
+        chunk = tiles[start:start + plan.batch_size]
         batch = torch.stack([source[:, z:z + patch[0], y:y + patch[1], x:x + patch[2]] for z, y, x in chunk])
         batch = batch.to(device, non_blocking=True).contiguous(memory_format=fmt)
         prob = torch.zeros((len(chunk), *patch), dtype=torch.float32, device=device)
@@ -108,5 +128,7 @@ def _accumulate(image, tiles, models, patch, weight, batch_size, device, store, 
             region = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
             total[region] += p * w
             norm[region] += w
+        if plan.on_tile is not None:
+            plan.on_tile(start + len(chunk), len(tiles))
     out = torch.where(norm > 0, total / torch.where(norm > 0, norm, torch.ones_like(norm)), torch.zeros_like(total))
     return out.cpu().numpy()
