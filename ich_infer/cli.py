@@ -44,12 +44,16 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases whose mask already exists."),
     qc: bool = typer.Option(False, "--qc", help="Also write qc/<case>.png overlays."),
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips (4x slower)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (it is off anyway when "
+                               "output is not a terminal)."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
     from .predict import predict_folder
+    from .progress_bar import progress_hooks
 
     try:
-        report = predict_folder(input_dir, output, weights, device, overwrite, qc, tta, echo=typer.echo)
+        with progress_hooks(typer.echo, enabled=not quiet) as hooks:
+            report = predict_folder(input_dir, output, weights, device, overwrite, qc, tta, echo=hooks)
     except IchsegError as exc:
         _fail(str(exc))
     done = sum(c.status == "ok" for c in report.cases)

@@ -76,6 +76,15 @@ class CaseResult:
 
 
 @dataclass
+class Progress:
+    """What a front end hears while a batch runs: one line per case, and hooks for a progress bar."""
+
+    line: Callable[[str], None] = print
+    case: Callable[[int, int, str], None] = lambda done, total, name: None  # before each case
+    tiles: Callable[[int, int], None] | None = None  # after each batch of tiles of the current case
+
+
+@dataclass
 class RunReport:
     cases: list[CaseResult] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
@@ -95,20 +104,21 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def native_probabilities(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
-                         device: torch.device | str = "cpu", tta: bool = False) -> tuple[np.ndarray, Preprocessed]:
+                         device: torch.device | str = "cpu", tta: bool = False,
+                         on_tile: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, Preprocessed]:
     """The ensemble's averaged lesion probability on the scan's own grid, before any post-processing,
     and the preprocessing it came from (brain mask, orientation); also what post-processing is tuned on."""
     cfg = ensemble.config
     pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
-    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta)
+    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta, on_tile)
     return pre.to_native(prob), pre
 
 
 def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: torch.device | str = "cpu",
-            tta: bool = False) -> Segmentation:
+            tta: bool = False, on_tile: Callable[[int, int], None] | None = None) -> Segmentation:
     """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid."""
     cfg = ensemble.config
-    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, tta)
+    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, tta, on_tile)
     mask, info = postprocess(prob_native, pre.brain_native, cfg.inference)
     canonical = pre.orientation.to_canonical(mask)
     spacing = pre.orientation.spacing(geometry.spacing)
@@ -136,8 +146,13 @@ def write_tables(out_dir: Path, report: RunReport) -> None:
 
 def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str | Path | None = None,
                    device: str = "auto", overwrite: bool = False, qc: bool = False, tta: bool = False,
-                   echo: Callable[[str], None] = print) -> RunReport:
-    """Segment every image in ``input_dir`` into ``output_dir`` (same file names)."""
+                   echo: Callable[[str], None] | Progress = print) -> RunReport:
+    """Segment every image in ``input_dir`` into ``output_dir`` (same file names).
+
+    ``echo`` gets one line per case; a :class:`Progress` also hears of every case and tile batch.
+    """
+    progress = echo if isinstance(echo, Progress) else Progress(echo)
+    echo = progress.line
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     started = time.perf_counter()
     inputs = list_images(input_dir)
@@ -161,7 +176,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
         if target.exists() and not overwrite:
             result = _skipped(case, target)
         else:
-            result = _predict_one(path, target, ensemble, torch_device, tta, qc, output_dir)
+            progress.case(len(report.cases), len(inputs), case)
+            result = _predict_one(path, target, ensemble, torch_device, tta, qc, output_dir, progress.tiles)
         report.cases.append(result)
         echo(_summary_line(result))
         write_tables(output_dir, report)  # after every case: an interrupted run keeps its table
@@ -172,13 +188,13 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
 
 
 def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.device, tta: bool, qc: bool,
-                 output_dir: Path) -> CaseResult:
+                 output_dir: Path, on_tile: Callable[[int, int], None] | None = None) -> CaseResult:
     case = case_id(path)
     tic = time.perf_counter()
     try:
         volume, geometry = read_image(path)
         with about(path):
-            seg = segment(volume, geometry, ensemble, device, tta)
+            seg = segment(volume, geometry, ensemble, device, tta, on_tile)
         write_mask(target, seg.mask, geometry)
         if qc:
             from .orientation import reorientation

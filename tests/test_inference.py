@@ -9,7 +9,7 @@ from conftest import oblique_direction
 from ich_infer.config import InferenceConfig
 from ich_infer.io import write_image
 from ich_infer.postprocess import postprocess, remove_small_components, rescue_empty
-from ich_infer.predict import predict_folder, segment
+from ich_infer.predict import Progress, predict_folder, segment
 from ich_infer.sliding_window import brain_tiles, gaussian_importance, predict_probabilities, tile_starts
 from ich_infer.volumetry import abc2_ml
 from ich_infer.weights import Ensemble, load_weights
@@ -147,18 +147,24 @@ def test_predict_folder_geometry_reports_and_errors(tmp_path, tiny_weights, phan
         assert set(np.unique(sitk.GetArrayFromImage(got))) <= {0, 1}
         assert (out / "qc" / name.replace(".nii.gz", ".png").replace(".nii", ".png")).is_file()
     rows = (out / "volumes.csv").read_text().splitlines()
-    assert rows[0].startswith("case,status,volume_ml,abc2_ml")
+    assert rows[0].startswith("case,status,input_kind,volume_ml,abc2_ml")
+    assert {r.split(",")[0]: r.split(",")[2] for r in rows[1:]}["stored"] == "full_head"
     assert len(rows) == 5 and any(r.startswith("broken,error") for r in rows)
     payload = json.loads((out / "report.json").read_text())
     assert payload["weights_sha256"] and payload["device"] == "cpu"
     assert {c["case"]: c["status"] for c in payload["cases"]}["broken"] == "error"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
-    # a re-run skips finished cases; --overwrite redoes them
+    # a re-run skips finished cases; --overwrite redoes them, telling progress hooks of each case and tile
     again = predict_folder(inp, out, tiny_weights, "cpu", echo=lambda s: None)
     assert sorted(c.status for c in again.cases) == ["error", "skipped", "skipped", "skipped"]
-    redo = predict_folder(inp, out, tiny_weights, "cpu", overwrite=True, echo=lambda s: None)
+    cases, tiles = [], []
+    hooks = Progress(lambda s: None, lambda done, total, name: cases.append((done, total, name)),
+                     lambda done, total: tiles.append((done, total)))
+    redo = predict_folder(inp, out, tiny_weights, "cpu", overwrite=True, echo=hooks)
     assert sorted(c.status for c in redo.cases) == ["error", "ok", "ok", "ok"]
+    assert [(d, t) for d, t, _ in cases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert tiles and all(0 < d <= t for d, t in tiles) and any(d == t for d, t in tiles)
 
 
 def test_mask_orientation_matches_the_input(tmp_path, tiny_weights, phantoms):
