@@ -283,9 +283,16 @@ def test_discovery_errors(tmp_path, smoke_data):
         discover(tmp_path)
 
 
-def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data):
-    out = tmp_path / "weights"
+@pytest.fixture(scope="module")
+def smoke_weights(tmp_path_factory, smoke_data):
+    """One smoke cross-validation, trained once and shared by the tests that read what it wrote."""
+    out = tmp_path_factory.mktemp("smoke_weights") / "weights"
     assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
+    return out
+
+
+def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weights):
+    out = smoke_weights
     ensemble = load_weights(out)
     assert len(ensemble.models) == 2
     assert (out / "cv_report.csv").read_text().startswith("fold,case,dice")
@@ -295,6 +302,13 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data):
     assert training["data_source"] == f"6 cases from {smoke_data.name}/"
     assert training["command"].startswith("python -m training.cv --data ") and "--config smoke" in training["command"]
     assert training["hardware"].startswith("cpu")
+    from training.phantom import GENERATOR_VERSION
+    from training.provenance import git_commit
+
+    assert training["git_commit"] == git_commit() and training["git_commit"] != ""
+    assert training["generator_version"] == GENERATOR_VERSION and training["real_heads"] == []
+    assert training["datasets"] == [{"folder": smoke_data.name, "cases": 6}]
+    assert ensemble.config.preprocess.registration in ("sitk", "flirt")  # decided when training
 
     # Interrupted after epoch 0, resumed: the same weights as the uninterrupted run.
     from dataclasses import replace
@@ -340,21 +354,18 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data):
+def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data, smoke_weights):
     from ich_infer.predict import predict_folder
 
-    out = tmp_path / "w"
-    assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
-    report = predict_folder(smoke_data / "images", tmp_path / "pred", out, "cpu", echo=lambda s: None)
+    report = predict_folder(smoke_data / "images", tmp_path / "pred", smoke_weights, "cpu", echo=lambda s: None)
     assert not report.failed and len(report.cases) == 6
 
 
-def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data):
+def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke_weights):
     import hashlib
     from dataclasses import replace
 
-    released = tmp_path / "released"
-    assert cv_main(["--data", str(smoke_data), "--out", str(released), "--config", "smoke", "--device", "cpu"]) == 0
+    released = smoke_weights
     config = tmp_path / "one_epoch.json"
     config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1, seed=5).to_dict()))
     tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"

@@ -113,7 +113,8 @@ CONFIGS: dict[str, TrainConfig] = {
     # The shipped recipe: normalisation anchored in Hounsfield units (bone that the brain mask takes in
     # at the skull base or vertex cannot move it), fine-tuned from the previous release on INSTANCE-like
     # and varied-acquisition phantoms together, with a share of centres on the model's own false alarms.
-    "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, mined_negative_fraction=0.125),
+    "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, patches_per_image=48,
+                      mined_negative_fraction=0.125),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},
