@@ -1,10 +1,10 @@
-"""Brain density by distance from the brain-mask edge, real head against phantoms (why generator v5).
+"""Brain density by distance from the brain-mask edge: real heads against phantoms.
 
-Release 5 called thin rims along the inner table of the real head's upper cerebrum haemorrhage. This
-prints, for the upper 40 % of the brain's slices, the median and 90th-percentile HU of brain-mask
-voxels (lesion voxels excluded) in bands of in-plane distance from the mask edge: for the unaltered
-real head on the 0.45 x 0.45 x 5 mm grid of the transfer check, and for ``--n`` phantoms of the current
-generator. A phantom set whose bands bracket the real head's has the bone bloom and cortex of real scans.
+False "haemorrhage" along the inner table comes from the skull's bloom into the first millimetres
+of the brain: a phantom set whose bands do not bracket the real heads' teaches the network nothing
+about it. This prints, for the upper 40 % of the brain's slices, the median and 90th-percentile HU
+of brain-mask voxels (lesion voxels excluded) in bands of in-plane distance from the mask edge, for
+every real head in ../shared/data on its own grid and for ``--n`` phantoms of each acquisition.
 
     python benchmarks/edge_profile.py [--n 8] [--seed 0]
 """
@@ -16,11 +16,12 @@ import argparse
 import numpy as np
 from common import table
 from scipy import ndimage as ndi
-from transfer_real_head import SHARED, unaltered_instance_head
 
 from ich_infer.config import PreprocessConfig
+from ich_infer.io import read_image
 from ich_infer.preprocess import preprocess
 from training.phantom import GENERATOR_VERSION, PhantomSettings, generate
+from training.real_heads import available_heads
 
 BANDS_MM = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, np.inf)
 
@@ -47,17 +48,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first phantom seed")
     args = parser.parse_args()
     rows = []
-    head = unaltered_instance_head()
-    if head is not None:
-        image, grid = head
-        rows.append(("real head", *edge_profile(image, grid.spacing, grid.direction)))
-    else:
-        print(f"real head skipped: {SHARED / 'invesalius_head'} is absent")
-    settings = PhantomSettings(oriented_fraction=0.0)  # stored as acquired: axial slices
-    for seed in range(args.seed, args.seed + args.n):
-        ph = generate(seed, settings)
-        rows.append((f"phantom v{GENERATOR_VERSION} seed {seed}",
-                     *edge_profile(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction, ph.label)))
+    for name, path in available_heads().items():
+        image, grid = read_image(path)
+        rows.append((f"real head {name}", *edge_profile(image, grid.spacing, grid.direction)))
+    for acquisition in ("instance", "varied"):
+        settings = PhantomSettings(oriented_fraction=0.0, acquisition=acquisition)  # stored as acquired: axial
+        for seed in range(args.seed, args.seed + args.n):
+            ph = generate(seed, settings)
+            rows.append((f"phantom v{GENERATOR_VERSION} {acquisition} seed {seed}",
+                         *edge_profile(ph.image.astype(np.float32), ph.geometry.spacing, ph.geometry.direction,
+                                       ph.label)))
     bands = [f"{lo:g}-{hi:g} mm" for lo, hi in zip(BANDS_MM[:-1], BANDS_MM[1:])]
     print("median/p90 HU of brain voxels by in-plane distance from the brain-mask edge, upper 40 % of slices")
     print(table(rows, ("scan", *bands)))
