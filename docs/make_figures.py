@@ -2,8 +2,10 @@
 
 - phantom_montage.png: middle lesion slices of 8 phantoms with label contours;
 - phantom_vs_real.png: the real InVesalius head CT beside a phantom, same window;
-- brain_mask_real.png / brain_mask_headsq.png: skull-stripping contours on the real scans in
-  ../shared/data (skipped when that folder is absent).
+- brain_masks.png: skull-stripping outlines on every real head in ../shared/data, vertex to skull
+  base (skipped when that folder is absent).
+
+``python docs/make_figures.py brain_masks`` makes one of them.
 """
 
 from __future__ import annotations
@@ -71,28 +73,37 @@ def real_vs_phantom() -> None:
     fig.savefig(DOCS / "phantom_vs_real.png", dpi=70)
 
 
-def brain_masks() -> None:
-    for name, path in (("real", SHARED / "invesalius_head" / "head.nii.gz"),
-                       ("headsq", SHARED / "vtk_headsq" / "headsq_quarter_HU.nii.gz")):
-        if not path.is_file():
-            continue
-        volume, geo = read_image(path)
-        pre = preprocess(volume, geo.spacing, geo.direction, PreprocessConfig())
+def brain_masks(tile: int = 180, columns: int = 8) -> None:
+    """Every real head: 16 slices from the vertex (top left) to the skull base, W80/L40, mask outline green."""
+    from PIL import Image, ImageDraw
+    from scipy import ndimage as ndi
+    from skimage.transform import resize
+
+    from training.real_heads import available_heads
+
+    blocks = []
+    for name, path in available_heads(SHARED).items():
+        hu, geo = read_image(path)
+        pre = preprocess(hu, geo.spacing, geo.direction, PreprocessConfig())
         r = reorientation(geo.direction)
-        v, b, h = r.to_canonical(volume), r.to_canonical(pre.brain_native), r.to_canonical(pre.head_native)
-        sp = r.spacing(geo.spacing)
-        c = [int(np.mean(np.nonzero(b.any(axis=tuple(a for a in range(3) if a != k)))[0])) for k in range(3)]
-        fig, axes = plt.subplots(1, 3, figsize=(15, 5.5))
-        _show(axes[0], v[c[0]], sp[1:], "axial", [(b[c[0]], "r"), (h[c[0]], "y")])
-        _show(axes[1], v[::-1, c[1]], (sp[0], sp[2]), "coronal", [(b[::-1, c[1]], "r"), (h[::-1, c[1]], "y")])
-        _show(axes[2], v[::-1, :, c[2]], (sp[0], sp[1]), "sagittal", [(b[::-1, :, c[2]], "r"), (h[::-1, :, c[2]], "y")])
+        image, brain = r.to_canonical(hu), r.to_canonical(pre.brain_native)
+        slices = np.nonzero(brain.any(axis=(1, 2)))[0]
+        tiles = []
+        for z in np.linspace(slices[0], slices[-1], 2 * columns).round().astype(int)[::-1]:
+            rgb = np.stack([np.clip(image[z] / 80.0, 0, 1)] * 3, axis=-1)
+            rgb[brain[z] & ~ndi.binary_erosion(brain[z], iterations=2)] = (0.1, 1.0, 0.1)
+            tiles.append((resize(rgb, (tile, tile), order=0, anti_aliasing=False) * 255).astype(np.uint8))
+        block = Image.fromarray(np.concatenate([np.concatenate(tiles[i:i + columns], axis=1)
+                                                for i in range(0, len(tiles), columns)], axis=0))
         ml = pre.brain_native.sum() * geo.voxel_volume_ml
-        fig.suptitle(f"{path.name}: brain mask (red, {ml:.0f} mL) and head mask after holder removal (yellow)")
-        fig.tight_layout()
-        fig.savefig(DOCS / f"brain_mask_{name}.png", dpi=70)
+        ImageDraw.Draw(block).text((4, 4), f"{name} ({path.name}): brain mask {ml:.0f} mL", fill=(255, 255, 0))
+        blocks.append(np.asarray(block))
+    if blocks:
+        Image.fromarray(np.concatenate(blocks, axis=0)).save(DOCS / "brain_masks.png", optimize=True)
 
 
 if __name__ == "__main__":
-    montage()
-    real_vs_phantom()
-    brain_masks()
+    import sys
+
+    for figure in sys.argv[1:] or ["montage", "real_vs_phantom", "brain_masks"]:
+        globals()[figure]()
