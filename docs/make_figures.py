@@ -74,7 +74,7 @@ def real_vs_phantom() -> None:
 
 
 def brain_masks(tile: int = 180, columns: int = 8) -> None:
-    """Every real head: 16 slices from the vertex (top left) to the skull base, W80/L40, mask outline green."""
+    """Every real head: 16 slices, vertex (top left) to skull base, W80/L40, brain-mask outline green."""
     from PIL import Image, ImageDraw
     from scipy import ndimage as ndi
     from skimage.transform import resize

@@ -95,9 +95,9 @@ CONFIGS: dict[str, TrainConfig] = {
     # Three epochs: the fine-tunes so far kept epoch 1-4 as best, and three fit 100 new phantoms into
     # about an hour of a 2-core CPU.
     "cpu_finetune_3": replace(CPU, max_epochs=3),
-    # A candidate before release 5 (measured, not shipped: docs/experiments/releases-4-to-10.md): fine-tuning on two phantom
-    # generations at once with a fifth of the patches on hard negatives (sinuses, calcifications);
-    # fewer patches per image keep 160 training cases per fold within a 2-core CPU session.
+    # A candidate before release 5 (measured, not shipped: docs/experiments/releases-4-to-10.md):
+    # fine-tuning on two phantom generations at once with a fifth of the patches on hard negatives
+    # (sinuses, calcifications); fewer patches per image keep 160 training cases per fold within a 2-core CPU session.
     "cpu_finetune_hn": replace(CPU, max_epochs=3, patches_per_image=40, hard_negative_fraction=0.2),
     # Release 9's recipe: three epochs from the previous release with a quarter of the centres on the
     # model's own false-positive islands (mined afresh each epoch), taken from the uniform brain share.

@@ -68,8 +68,9 @@ def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float
 def missed_lesion_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float) -> np.ndarray:
     """Flat indices of lesion voxels the model does not call blood (``prob < threshold``).
 
-    Why: on phantoms the misses outweigh the false positives about 2 to 1 (docs/experiments/releases-4-to-10.md), and they
-    concentrate in few places (SAH in cisterns and sulci, thin rims); uniform lesion sampling spends
+    Why: on phantoms the misses outweigh the false positives about 2 to 1
+    (docs/experiments/releases-4-to-10.md), and they concentrate in few places (SAH in cisterns and
+    sulci, thin rims); uniform lesion sampling spends
     most of its patches on cores the model already finds.
     """
     return np.flatnonzero(arrays.label & (prob < threshold))
