@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None, root: Path = Path("/")) -> int:
     weights = os.environ.get("ICHSEG_WEIGHTS")
     try:
         report = predict_folder(input_dir, output_dir, weights, os.environ.get("ICHSEG_DEVICE", "auto"),
-                                overwrite=os.environ.get("ICHSEG_OVERWRITE", "0") == "1")
+                                overwrite=os.environ.get("ICHSEG_OVERWRITE", "0") == "1", echo=print)
     except IchsegError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

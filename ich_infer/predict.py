@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import platform
 import time
@@ -79,7 +80,7 @@ class CaseResult:
 class Progress:
     """What a front end hears while a batch runs: one line per case, and hooks for a progress bar."""
 
-    line: Callable[[str], None] = print
+    line: Callable[[str], None] = logging.getLogger(__name__).info  # the CLI passes its own printer
     case: Callable[[int, int, str], None] = lambda done, total, name: None  # before each case
     tiles: Callable[[int, int], None] | None = None  # after each batch of tiles of the current case
 
@@ -146,12 +147,12 @@ def write_tables(out_dir: Path, report: RunReport) -> None:
 
 def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str | Path | None = None,
                    device: str = "auto", overwrite: bool = False, qc: bool = False, tta: bool = False,
-                   echo: Callable[[str], None] | Progress = print) -> RunReport:
+                   echo: Callable[[str], None] | Progress | None = None) -> RunReport:
     """Segment every image in ``input_dir`` into ``output_dir`` (same file names).
 
     ``echo`` gets one line per case; a :class:`Progress` also hears of every case and tile batch.
     """
-    progress = echo if isinstance(echo, Progress) else Progress(echo)
+    progress = echo if isinstance(echo, Progress) else Progress() if echo is None else Progress(echo)
     echo = progress.line
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     started = time.perf_counter()
