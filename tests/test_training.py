@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage as ndi
 
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
@@ -13,15 +12,14 @@ from training.cv import main as cv_main
 from training.cv import run as cv_run
 from training.data import CaseArrays, describe_data, discover
 from training.loss import dice_ce_loss
-from training.mining import mine_errors
+from training.mining import mine_false_positives
 from training.sampling import (
     PatchSpec,
+    SamplingConfig,
     epoch_specs,
     extract,
     false_positive_voxels,
     hard_cases,
-    hard_negative_voxels,
-    missed_lesion_voxels,
     sample_centres,
 )
 
@@ -47,27 +45,10 @@ def test_balanced_sampling_half_on_lesions_all_in_brain():
     assert free.brain[tuple(sample_centres(free, 200, 0.5, np.random.default_rng(1)).T)].all()
 
 
-def test_hard_negatives_sit_on_bright_lesion_free_structures():
+def test_sampling_draws_exactly_the_papers_centres():
+    """Lesion draws, then brain draws, and not one more: the released weights' reproduce commands
+    sample as they always did."""
     arrays = _arrays()
-    arrays.image[0, 4:16, 40:44, 10:14] += 6.0  # a dense "sinus", not labelled
-    arrays.image[0][arrays.label] += 6.0  # the lesion is as bright and must never count as a negative
-    sinus = np.zeros_like(arrays.brain)
-    sinus[4:16, 40:44, 10:14] = True
-    hard = np.zeros(arrays.brain.size, bool)
-    hard[hard_negative_voxels(arrays, 0.98)] = True
-    hard = hard.reshape(arrays.brain.shape)
-    # The bright structures and, through the in-plane mean, their one-voxel rims (the lesion's rim
-    # too: lesion-border negatives); never the lesion. Here they are under 2 % of the brain, so the
-    # set is topped up from the noise tail of plain tissue, but only a little.
-    near_bright = ndi.binary_dilation(sinus | arrays.label, np.ones((1, 3, 3), bool))
-    assert not (hard & arrays.label).any() and hard[sinus].all()
-    assert (hard & ~near_bright).sum() < 0.15 * hard.sum()
-    centres = sample_centres(arrays, 2000, 0.5, np.random.default_rng(0), hard_negative_fraction=0.25)
-    picked = tuple(centres.T)
-    assert abs(arrays.label[picked].mean() - 0.5) < 0.03
-    assert 0.24 <= (hard[picked]).mean() <= 0.27  # the hard quarter, plus a few uniform picks there
-    # Off by default, and then exactly the paper's draws and not one more: older configurations
-    # (and the released weights' reproduce commands) sample as before.
     rng, reference = np.random.default_rng(3), np.random.default_rng(3)
     picks = [reference.choice(np.flatnonzero(arrays.label), 25), reference.choice(np.flatnonzero(arrays.brain), 25)]
     expected = np.stack(np.unravel_index(np.concatenate(picks), arrays.brain.shape), axis=1)
@@ -110,39 +91,10 @@ def test_sampling_takes_its_share_from_mined_negatives_and_nothing_when_none():
     for kwargs in ({"mined": np.array([], np.int64), "mined_fraction": 0.25}, {"mined": mined}):
         a = sample_centres(arrays, 50, 0.5, np.random.default_rng(4), **kwargs)
         np.testing.assert_array_equal(a, sample_centres(arrays, 50, 0.5, np.random.default_rng(4)))
-    specs = epoch_specs([arrays, _arrays(1)], 40, 0.5, np.random.default_rng(0), augment=False,
-                        mined={0: mined}, mined_fraction=0.25)
+    specs = epoch_specs([arrays, _arrays(1)], SamplingConfig(40, 0.5, 0.25, augment=False), np.random.default_rng(0),
+                        mined={0: mined})
     assert sum(s.case_index == 0 and s.centre == (5, 45, 45) for s in specs) >= 10
     assert not any(s.case_index == 1 and s.centre == (5, 45, 45) for s in specs)
-
-
-def test_missed_lesion_voxels_are_the_lesion_below_threshold_and_take_their_share_of_lesion_centres():
-    arrays = _arrays()  # lesion at [8:12, 20:30, 25:33]
-    prob = np.zeros(arrays.brain.shape, np.float32)
-    prob[8:12, 20:30, 25:29] = 0.9  # found: the lesion's first half
-    prob[8:12, 20:30, 29:31] = 0.49  # just below the threshold: missed
-    prob[4:6, 40:44, 40:44] = 0.1  # a low-probability non-lesion region is not "missed"
-    missed = _as_mask(missed_lesion_voxels(prob, arrays, 0.5), prob.shape)
-    expected = arrays.label.copy()
-    expected[:, :, 25:29] = False
-    np.testing.assert_array_equal(missed, expected)
-    flat = np.flatnonzero(missed)
-    centres = sample_centres(arrays, 4000, 0.5, np.random.default_rng(0), missed=flat, missed_fraction=0.5)
-    on_lesion = arrays.label[tuple(centres.T)]
-    on_missed = missed[tuple(centres.T)]
-    # The lesion/brain balance stays the paper's; within the lesion half, the misses get their share
-    # plus what the uniform lesion draw lands on them (half the lesion is missed: 0.5 + 0.5 * 0.5).
-    assert abs(on_lesion.mean() - 0.5) < 0.02
-    assert abs(on_missed.sum() / on_lesion.sum() - 0.75) < 0.03
-    # A model that misses nothing, or the share off: exactly the plain draws.
-    for kwargs in ({"missed": np.array([], np.int64), "missed_fraction": 0.5}, {"missed": flat}):
-        a = sample_centres(arrays, 50, 0.5, np.random.default_rng(4), **kwargs)
-        np.testing.assert_array_equal(a, sample_centres(arrays, 50, 0.5, np.random.default_rng(4)))
-    specs = epoch_specs([arrays, _arrays(1)], 400, 0.5, np.random.default_rng(0), augment=False,
-                        missed={0: flat[:1]}, missed_fraction=0.5)
-    target = tuple(int(c) for c in np.unravel_index(flat[0], arrays.brain.shape))
-    assert sum(s.case_index == 0 and s.centre == target for s in specs) >= 100
-    assert sum(s.case_index == 1 and s.centre == target for s in specs) < 10
 
 
 def test_mining_reads_the_model_without_disturbing_its_training():
@@ -154,17 +106,14 @@ def test_mining_reads_the_model_without_disturbing_its_training():
         model.head.weight.zero_()
         model.head.bias.copy_(torch.tensor([-5.0, 5.0]))
     arrays = _arrays(shape=(20, 60, 60))
-    errors = mine_errors(model, [arrays], cfg, torch.device("cpu"))
+    mined = mine_false_positives(model, [arrays], cfg, torch.device("cpu"))
     expected = false_positive_voxels(arrays.brain.astype(np.float32), arrays, cfg.mining_threshold,
                                      cfg.mining_margin_mm)
-    np.testing.assert_array_equal(errors.false_positives[0], expected)
+    np.testing.assert_array_equal(mined[0], expected)
     assert len(expected) and not arrays.label.ravel()[expected].any()
-    assert len(errors.missed[0]) == 0  # "blood" everywhere misses nothing
-    with torch.no_grad():  # and "no blood" everywhere misses every lesion voxel, mines no false positive
+    with torch.no_grad():  # and "no blood" everywhere mines no false positive
         model.head.bias.copy_(torch.tensor([5.0, -5.0]))
-    errors = mine_errors(model, [arrays], cfg, torch.device("cpu"))
-    np.testing.assert_array_equal(errors.missed[0], np.flatnonzero(arrays.label))
-    assert len(errors.false_positives[0]) == 0
+    assert len(mine_false_positives(model, [arrays], cfg, torch.device("cpu"))[0]) == 0
     # The trained model is untouched: still training mode, and autograd still accepts its parameters.
     assert model.training
     model(torch.zeros(1, 1, 16, 48, 48)).sum().backward()
@@ -195,7 +144,7 @@ def test_hard_cases_are_the_smallest_lesions_and_get_extra_patches():
     cases[2].label[10, 30, 30] = True
     cases[3].label[:] = False
     assert hard_cases(cases, 0.25) == {2}
-    specs = epoch_specs(cases, 10, 0.5, np.random.default_rng(0), hard={2})
+    specs = epoch_specs(cases, SamplingConfig(10, 0.5), np.random.default_rng(0), hard={2})
     counts = np.bincount([s.case_index for s in specs])
     assert counts.tolist() == [10, 10, 20, 10]
 
@@ -336,8 +285,7 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
 
     def config(epochs: int):
         path = tmp_path / f"mined_{epochs}.json"
-        mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25,
-                        missed_lesion_fraction=0.5)
+        mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25)
         path.write_text(json.dumps(mined.to_dict()))
         return str(path)
 
@@ -348,8 +296,7 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
     done = cv_run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
     assert done == {"missing_folds": [1]}
-    assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line
-               and "lesion voxels missed" in line for line in lines)
+    assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line for line in lines)
     a, b = (load_file(str(tmp_path / d / "work" / "fold_0_last.safetensors")) for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

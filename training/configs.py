@@ -15,14 +15,14 @@ from typing import Any
 
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
 
+from .sampling import SamplingConfig
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     ich: IchConfig = field(default_factory=IchConfig)
     patches_per_image: int = 3000  # paper 2.5
     lesion_fraction: float = 0.5  # half the patch centres on lesion voxels (paper 2.3)
-    hard_negative_fraction: float = 0.0  # centres on the brightest lesion-free brain (not in the paper)
-    hard_negative_quantile: float = 0.98
     # Online hard-negative mining (not in the paper; training/mining.py): this share of the centres goes
     # to lesion-free islands the current model marks at >= mining_threshold, farther than
     # mining_margin_mm from any lesion, re-mined every epoch with a sliding window at mining_overlap.
@@ -30,10 +30,6 @@ class TrainConfig:
     mining_threshold: float = 0.2
     mining_margin_mm: float = 10.0
     mining_overlap: float = 0.25
-    # The same pass mines the other sign: this share of the *lesion* centres goes to lesion voxels the
-    # current model gives a probability below missed_threshold (the product's own threshold).
-    missed_lesion_fraction: float = 0.0
-    missed_threshold: float = 0.5
     batch_size: int = 16
     max_epochs: int = 100
     patience: int = 10  # early stopping on validation loss (paper 2.5)
@@ -50,6 +46,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def sampling(self) -> SamplingConfig:
+        """How each training epoch draws its patches."""
+        return SamplingConfig(self.patches_per_image, self.lesion_fraction, self.mined_negative_fraction,
+                              True, self.flip_probability, self.rotation_degrees)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -90,26 +91,14 @@ CONFIGS: dict[str, TrainConfig] = {
     # The authors' published code variants.
     "authors": _with(PAPER, preprocess={"normalization": "volume"}, model={"downsample": "conv", "skip": "add"}),
     "cpu": CPU,
-    # Fine-tuning a released cpu ensemble on a new phantom generation (python -m training.cv --init ...).
+    # Fine-tuning a released cpu ensemble on new phantoms (python -m training.cv --init ...); three
+    # epochs fit 100 phantoms into about an hour of a 2-core CPU, and fine-tunes keep epoch 1-4 as best.
     "cpu_finetune": replace(CPU, max_epochs=5),
-    # Three epochs: the fine-tunes so far kept epoch 1-4 as best, and three fit 100 new phantoms into
-    # about an hour of a 2-core CPU.
     "cpu_finetune_3": replace(CPU, max_epochs=3),
-    # A candidate before release 5 (measured, not shipped: docs/experiments/releases-4-to-10.md):
-    # fine-tuning on two phantom generations at once with a fifth of the patches on hard negatives
-    # (sinuses, calcifications); fewer patches per image keep 160 training cases per fold within a 2-core CPU session.
-    "cpu_finetune_hn": replace(CPU, max_epochs=3, patches_per_image=40, hard_negative_fraction=0.2),
-    # Release 9's recipe: three epochs from the previous release with a quarter of the centres on the
-    # model's own false-positive islands (mined afresh each epoch), taken from the uniform brain share.
+    # Fine-tuning with a share of the centres on the model's own false-positive islands, mined afresh
+    # each epoch and taken from the uniform brain share; the light share keeps more lesion borders.
     "cpu_finetune_mined": replace(CPU, max_epochs=3, mined_negative_fraction=0.25),
-    # Release 10 candidate: three more epochs from release 9 (whose folds were still improving at their
-    # last epoch) with half release 9's mined share, to win back the lesion borders it traded for fewer
-    # false alarms.
     "cpu_finetune_mined_light": replace(CPU, max_epochs=3, mined_negative_fraction=0.125),
-    # Release 10's recipe plus half of each lesion image's lesion centres on the lesion voxels the model
-    # currently misses (re-mined every epoch), because misses, above all SAH, outweigh false positives on
-    # phantoms. Tried on release 10 and not shipped: the ensemble lost lesion Dice on unseen phantoms.
-    "cpu_finetune_missed": replace(CPU, max_epochs=3, mined_negative_fraction=0.125, missed_lesion_fraction=0.5),
     # The shipped recipe: normalisation anchored in Hounsfield units (bone that the brain mask takes in
     # at the skull base or vertex cannot move it), fine-tuned from the previous release on INSTANCE-like
     # and varied-acquisition phantoms together, with a share of centres on the model's own false alarms.

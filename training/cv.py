@@ -42,9 +42,9 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, save_weights, sh
 from .configs import TrainConfig, concrete, load_config
 from .data import Case, CaseArrays, describe_data, discover, load_case
 from .loss import dice_ce_loss
-from .mining import mine_errors
+from .mining import mine_false_positives
 from .provenance import provenance
-from .sampling import PatchSpec, epoch_specs, extract, hard_cases
+from .sampling import PatchSpec, SamplingConfig, epoch_specs, extract, hard_cases
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds", "patches_per_s", "best"]
 
@@ -207,28 +207,19 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
         meta = _load_state(last_path, model, optimizer)
         echo(f"fold {fold}: resuming after epoch {meta['epoch']}")
     hard = hard_cases(train, cfg.hard_case_fraction)
-    val_specs = epoch_specs(val, cfg.val_patches_per_image, cfg.lesion_fraction,
-                            np.random.default_rng([cfg.seed, fold, 10**6]), augment=False,
-                            hard_negative_fraction=cfg.hard_negative_fraction,
-                            hard_negative_quantile=cfg.hard_negative_quantile)
+    val_specs = epoch_specs(val, SamplingConfig(cfg.val_patches_per_image, cfg.lesion_fraction, augment=False),
+                            np.random.default_rng([cfg.seed, fold, 10**6]))
     val_loader = _loader(val, val_specs, cfg, device)
     epoch = meta["epoch"] + 1
     while epoch < cfg.max_epochs and not meta["stopped"]:
         tic = time.perf_counter()
-        mined = missed = None
-        if cfg.mined_negative_fraction > 0 or cfg.missed_lesion_fraction > 0:
-            errors = mine_errors(model, train, cfg, device)
-            mined, missed = errors.false_positives, errors.missed
-            lesion = sum(c.lesion_voxels for c in train)
+        mined = None
+        if cfg.mined_negative_fraction > 0:
+            mined = mine_false_positives(model, train, cfg, device)
             echo(f"fold {fold} epoch {epoch}: mined {sum(map(len, mined.values()))} false-positive voxels in "
-                 f"{sum(len(m) > 0 for m in mined.values())}/{len(train)} training images, "
-                 f"{sum(map(len, missed.values()))} of {lesion} lesion voxels missed "
+                 f"{sum(len(m) > 0 for m in mined.values())}/{len(train)} training images "
                  f"({time.perf_counter() - tic:.0f} s)")
-        rng = _seed_epoch(cfg, fold, epoch)
-        specs = epoch_specs(train, cfg.patches_per_image, cfg.lesion_fraction, rng, hard, True,
-                            cfg.flip_probability, cfg.rotation_degrees, cfg.hard_negative_fraction,
-                            cfg.hard_negative_quantile, mined, cfg.mined_negative_fraction, missed,
-                            cfg.missed_lesion_fraction)
+        specs = epoch_specs(train, cfg.sampling(), _seed_epoch(cfg, fold, epoch), hard, mined)
         tic = time.perf_counter()
         train_loss, _ = _run_epoch(model, _loader(train, specs, cfg, device), optimizer, cfg, device)
         train_s = time.perf_counter() - tic

@@ -1,19 +1,13 @@
 """Balanced patch sampling (paper 2.3) and patch augmentation (paper 2.5).
 
 Per image a target number of patch centres: ``lesion_fraction`` of them on lesion voxels, the rest
-uniformly on brain-mask voxels (lesion-free images take all centres from the brain). Optionally a
-``hard_negative_fraction`` of the centres is taken instead from the brightest lesion-free brain
-voxels: dural sinuses, calcifications and bone partial volume, the blood-dense structures a
-hyperdensity detector confuses with haemorrhage and that uniform brain sampling seldom visits. A
-``mined_fraction`` goes to *mined* negatives instead: where the model being trained currently
-answers "blood" away from any lesion (``false_positive_voxels``; the mining itself is
-``training.mining``), so the patches follow the network's own mistakes rather than a guess at them. The
-mistake of the other sign is mined too: ``missed_fraction`` of the *lesion* centres go to lesion voxels
-the model currently answers "no blood" for (``missed_lesion_voxels``), so the lesion half of the
-patches dwells on what is being missed (the cisternal and sulcal blood of SAH, lesion borders)
-instead of re-teaching the cores it already finds, and the paper's lesion/brain balance is unchanged. Patches near
-the volume border are padded, so small volumes never crash. Every random choice is drawn up front
-into a :class:`PatchSpec`, so a batch is a pure function of its specs (reproducible and resumable).
+uniformly on brain-mask voxels (lesion-free images take all centres from the brain). A
+``mined_fraction`` of the centres goes to *mined* negatives instead: where the model being trained
+currently answers "blood" away from any lesion (``false_positive_voxels``; the mining itself is
+``training.mining``), so the patches follow the network's own mistakes rather than a guess at them.
+Patches near the volume border are padded, so small volumes never crash. Every random choice is
+drawn up front into a :class:`PatchSpec`, so a batch is a pure function of its specs (reproducible
+and resumable).
 """
 
 from __future__ import annotations
@@ -35,20 +29,6 @@ class PatchSpec:
     angle: float = 0.0  # in-plane rotation, degrees
 
 
-def hard_negative_voxels(arrays: CaseArrays, quantile: float) -> np.ndarray:
-    """Flat indices of lesion-free brain voxels at or above ``quantile`` of their in-plane 3x3 mean.
-
-    The mean keeps image noise from filling the set with isolated bright voxels of normal tissue:
-    what stays bright after it are structures, which is what the network needs to see more of.
-    """
-    negative = arrays.brain & ~arrays.label
-    if not negative.any():
-        return np.flatnonzero(negative)
-    smooth = ndi.uniform_filter(arrays.image[0], size=(1, 3, 3), mode="nearest")
-    cut = np.quantile(smooth[negative], quantile)
-    return np.flatnonzero(negative & (smooth >= cut))
-
-
 def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float, margin_mm: float) -> np.ndarray:
     """Flat indices of brain voxels the model calls blood (``prob >= threshold``) that lie more than
     ``margin_mm`` from every lesion voxel.
@@ -65,68 +45,52 @@ def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float
     return np.flatnonzero(candidate)
 
 
-def missed_lesion_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float) -> np.ndarray:
-    """Flat indices of lesion voxels the model does not call blood (``prob < threshold``).
-
-    Why: on phantoms the misses outweigh the false positives about 2 to 1
-    (docs/experiments/releases-4-to-10.md), and they concentrate in few places (SAH in cisterns and
-    sulci, thin rims); uniform lesion sampling spends
-    most of its patches on cores the model already finds.
-    """
-    return np.flatnonzero(arrays.label & (prob < threshold))
-
-
 def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator,
-                   hard_negative_fraction: float = 0.0, hard_negative_quantile: float = 0.98,
-                   mined: np.ndarray | None = None, mined_fraction: float = 0.0,
-                   missed: np.ndarray | None = None, missed_fraction: float = 0.0) -> np.ndarray:
-    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels (``missed_fraction``
-    of them on the ``missed`` flat indices, when there are any), ``round(n * hard_negative_fraction)``
-    on hard negatives, ``round(n * mined_fraction)`` on the ``mined`` flat indices (when there are
-    any), the rest anywhere in the brain."""
+                   mined: np.ndarray | None = None, mined_fraction: float = 0.0) -> np.ndarray:
+    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels, ``round(n * mined_fraction)``
+    on the ``mined`` flat indices (when there are any), the rest anywhere in the brain."""
     lesion = np.flatnonzero(arrays.label)
     brain = np.flatnonzero(arrays.brain)
     if len(brain) == 0:
         brain = np.arange(arrays.brain.size)
     n_lesion = int(round(n * lesion_fraction)) if len(lesion) else 0
-    n_hard = min(int(round(n * hard_negative_fraction)), n - n_lesion)
     has_mined = mined is not None and len(mined) > 0
-    n_mined = min(int(round(n * mined_fraction)), n - n_lesion - n_hard) if has_mined else 0
-    has_missed = missed is not None and len(missed) > 0
-    n_missed = int(round(n_lesion * missed_fraction)) if has_missed else 0
-    parts = [rng.choice(lesion, n_lesion - n_missed), rng.choice(brain, n - n_lesion - n_hard - n_mined)]
-    if n_hard:  # no draw at all when off, so configurations without it sample exactly as before
-        hard = hard_negative_voxels(arrays, hard_negative_quantile)
-        parts.append(rng.choice(hard if len(hard) else brain, n_hard))
-    if n_mined:  # likewise; a case with nothing mined samples as if mining were off
+    n_mined = min(int(round(n * mined_fraction)), n - n_lesion) if has_mined else 0
+    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_mined)]
+    if n_mined:  # no draw at all when nothing is mined, so such a case samples as if mining were off
         parts.append(rng.choice(mined, n_mined))
-    if n_missed:  # likewise; a case the model already finds whole samples its lesion uniformly
-        parts.append(rng.choice(missed, n_missed))
     return np.stack(np.unravel_index(np.concatenate(parts), arrays.brain.shape), axis=1)
 
 
-def epoch_specs(cases: list[CaseArrays], per_image: int, lesion_fraction: float, rng: np.random.Generator,
-                hard: set[int] = frozenset(), augment: bool = True, flip_probability: float = 0.5,
-                rotation_degrees: float = 10.0, hard_negative_fraction: float = 0.0,
-                hard_negative_quantile: float = 0.98, mined: dict[int, np.ndarray] | None = None,
-                mined_fraction: float = 0.0, missed: dict[int, np.ndarray] | None = None,
-                missed_fraction: float = 0.0) -> list[PatchSpec]:
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How one epoch's patches are drawn (``TrainConfig.sampling()`` builds the training one)."""
+
+    per_image: int
+    lesion_fraction: float = 0.5
+    mined_fraction: float = 0.0
+    augment: bool = True
+    flip_probability: float = 0.5
+    rotation_degrees: float = 10.0
+
+
+def epoch_specs(cases: list[CaseArrays], sampling: SamplingConfig, rng: np.random.Generator,
+                hard: set[int] = frozenset(), mined: dict[int, np.ndarray] | None = None) -> list[PatchSpec]:
     """All patch specs of one epoch, shuffled; ``hard`` cases get a second, always-augmented set.
-    ``mined`` maps a case index to its mined negatives (``false_positive_voxels``), ``missed`` to its
-    missed lesion voxels (``missed_lesion_voxels``)."""
+    ``mined`` maps a case index to its mined negatives (``false_positive_voxels``)."""
     specs: list[PatchSpec] = []
     for index, arrays in enumerate(cases):
-        rounds = [augment] + ([True] if index in hard else [])
+        rounds = [sampling.augment] + ([True] if index in hard else [])
         for augmented in rounds:
-            for centre in sample_centres(arrays, per_image, lesion_fraction, rng, hard_negative_fraction,
-                                         hard_negative_quantile, (mined or {}).get(index), mined_fraction,
-                                         (missed or {}).get(index), missed_fraction):
+            for centre in sample_centres(arrays, sampling.per_image, sampling.lesion_fraction, rng,
+                                         (mined or {}).get(index), sampling.mined_fraction):
+                centre = tuple(int(c) for c in centre)
                 if augmented:
-                    flips = rng.random(2) < flip_probability
-                    angle = float(rng.uniform(-rotation_degrees, rotation_degrees))
-                    specs.append(PatchSpec(index, tuple(int(c) for c in centre), bool(flips[0]), bool(flips[1]), angle))
+                    flips = rng.random(2) < sampling.flip_probability
+                    angle = float(rng.uniform(-sampling.rotation_degrees, sampling.rotation_degrees))
+                    specs.append(PatchSpec(index, centre, bool(flips[0]), bool(flips[1]), angle))
                 else:
-                    specs.append(PatchSpec(index, tuple(int(c) for c in centre)))
+                    specs.append(PatchSpec(index, centre))
     order = rng.permutation(len(specs))
     return [specs[i] for i in order]
 
