@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from ich_infer import __version__
 from ich_infer.cli import app
-from ich_infer.io import read_mask, write_image, write_mask
+from ich_infer.io import read_image, read_mask, write_image, write_mask
+from ich_infer.orientation import reorientation
 
 runner = CliRunner(env={"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"})
 
@@ -101,16 +102,9 @@ def test_preprocess_command_writes_brain_and_normalised_image(tmp_path, phantoms
     assert abs(norm[brain > 0].mean()) < 0.2
 
 
-def test_phantom_command(tmp_path):
-    pytest.importorskip("nilearn")
-    result = runner.invoke(app, ["phantom", "--out", str(tmp_path), "--n", "1", "--seed", "3", "--matrix", "96"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "images" / "phantom_003_0000.nii.gz").is_file()
-    assert (tmp_path / "labels" / "phantom_003_0000.nii.gz").is_file()
-
-
-def test_phantom_command_lesion_free_fraction(tmp_path):
-    """A tuning set for false-positive rules needs many lesion-free heads: the option must reach the plan."""
+def test_phantom_command_writes_a_dataset_and_its_options_reach_the_plan(tmp_path):
+    """One lesion-free case (a tuning set for false-positive rules needs many: the option must reach
+    the plan) and the files, catalogue and geometry a training folder needs."""
     pytest.importorskip("nilearn")
     from training.phantom import CASE_SEED_STRIDE, lesion_plan
 
@@ -119,9 +113,16 @@ def test_phantom_command_lesion_free_fraction(tmp_path):
             "--lesion-free-fraction", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    lesions = json.loads((tmp_path / "cases.json").read_text())["phantom_003_0000"]["lesions"]
-    assert [item for item in lesions if "type" in item] == []
-    assert not read_mask(tmp_path / "labels" / "phantom_003_0000.nii.gz")[0].any()
+    catalogue = json.loads((tmp_path / "cases.json").read_text())
+    entry = catalogue["phantom_003_0000"]
+    assert [item for item in entry["lesions"] if "type" in item] == []
+    assert entry["seed"] == 3 * CASE_SEED_STRIDE and entry["acquisition"] == "instance"
+    label, label_geometry = read_mask(tmp_path / "labels" / "phantom_003_0000.nii.gz")
+    image, geometry = read_image(tmp_path / "images" / "phantom_003_0000.nii.gz")
+    assert not label.any() and image.shape == label.shape and geometry == label_geometry
+    assert sorted(geometry.spacing)[2] == 5.0
+    # whatever the stored orientation, the canonical slice axis is the 5 mm one
+    assert reorientation(geometry.direction).spacing(geometry.spacing)[0] == pytest.approx(5.0)
 
 
 def test_train_command_is_the_training_module():

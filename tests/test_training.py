@@ -233,14 +233,30 @@ def test_discovery_errors(tmp_path, smoke_data):
 
 
 @pytest.fixture(scope="module")
-def smoke_weights(tmp_path_factory, smoke_data):
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("preprocessed")
+
+
+def _work(out, cache):
+    """A work folder whose preprocessing cache is shared: the smoke runs here preprocess the same
+    cases with the same config, and the cache is keyed by both (training/data.py)."""
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "cache").exists():
+        (work / "cache").symlink_to(cache, target_is_directory=True)
+    return work
+
+
+@pytest.fixture(scope="module")
+def smoke_weights(tmp_path_factory, smoke_data, shared_cache):
     """One smoke cross-validation, trained once and shared by the tests that read what it wrote."""
     out = tmp_path_factory.mktemp("smoke_weights") / "weights"
+    _work(out, shared_cache)
     assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
     return out
 
 
-def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weights):
+def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weights, shared_cache):
     out = smoke_weights
     ensemble = load_weights(out)
     assert len(ensemble.models) == 2
@@ -265,6 +281,7 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weight
     config = tmp_path / "one_epoch.json"
     config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1).to_dict()))
     part = tmp_path / "part"
+    _work(part, shared_cache)
     assert cv_main(["--data", str(smoke_data), "--out", str(part), "--config", str(config), "--device", "cpu",
                     "--folds", "0"]) == 0
     (part / "work" / "fold_0_done.json").unlink()  # as if killed before the fold finished
@@ -276,7 +293,7 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weight
             assert ka == kb and torch.equal(va, vb), ka
 
 
-def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
+def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data, shared_cache):
     """Mining reads the model at the start of each epoch, so a resumed run must mine what an
     uninterrupted one mined and end with the same weights."""
     from dataclasses import replace
@@ -291,6 +308,8 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
 
     lines: list[str] = []
     common = ["--data", str(smoke_data), "--device", "cpu", "--folds", "0"]
+    for run in "ab":
+        _work(tmp_path / run, shared_cache)
     assert cv_main([*common, "--out", str(tmp_path / "a"), "--config", config(2)]) == 0
     assert cv_main([*common, "--out", str(tmp_path / "b"), "--config", config(1)]) == 0
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
@@ -302,13 +321,20 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data):
 
 
 def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data, smoke_weights):
+    import shutil
+
     from ich_infer.predict import predict_folder
 
-    report = predict_folder(smoke_data / "images", tmp_path / "pred", smoke_weights, "cpu", echo=lambda s: None)
-    assert not report.failed and len(report.cases) == 6
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for image in sorted((smoke_data / "images").iterdir())[:2]:
+        shutil.copy(image, scans / image.name)
+    report = predict_folder(scans, tmp_path / "pred", smoke_weights, "cpu", echo=lambda s: None)
+    assert not report.failed and len(report.cases) == 2
+    assert all((tmp_path / "pred" / image.name).is_file() for image in scans.iterdir())
 
 
-def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke_weights):
+def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke_weights, shared_cache):
     import hashlib
     from dataclasses import replace
 
@@ -316,6 +342,8 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke
     config = tmp_path / "one_epoch.json"
     config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1, seed=5).to_dict()))
     tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"
+    for out in (tuned, scratch):
+        _work(out, shared_cache)
     common = ["--data", str(smoke_data), "--config", str(config), "--device", "cpu"]
     assert cv_main([*common, "--out", str(tuned), "--init", str(released)]) == 0
     assert cv_main([*common, "--out", str(scratch)]) == 0
