@@ -293,6 +293,7 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weight
             assert ka == kb and torch.equal(va, vb), ka
 
 
+@pytest.mark.slow
 def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data, shared_cache):
     """Mining reads the model at the start of each epoch, so a resumed run must mine what an
     uninterrupted one mined and end with the same weights."""
@@ -334,6 +335,7 @@ def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data, smoke_weights)
     assert all((tmp_path / "pred" / image.name).is_file() for image in scans.iterdir())
 
 
+@pytest.mark.slow
 def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke_weights, shared_cache):
     import hashlib
     from dataclasses import replace
