@@ -286,6 +286,10 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[
                 arrays[i] = load_case(cases[i], cfg.ich.preprocess, cache)
         return [arrays[i] for i in indices]
 
+    # Taken before any fold trains: the commit recorded is the code that trained, not what HEAD is later.
+    source = " + ".join(describe_data(folder, group) for folder, group in zip(folders, groups))
+    record = {"data_source": source, "hardware": describe_device(device), "command": command,
+              **provenance(folders, [[c.case for c in group] for group in groups], real_heads=[])}
     for fold in wanted:
         done = work / f"fold_{fold}_done.json"
         if resume and done.is_file():
@@ -304,9 +308,6 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[
                                             "val_cases": [cases[i].case for i in val_idx]}, indent=1, default=str))
         mean = np.mean([r["dice"] for r in rows])
         echo(f"fold {fold}: best epoch {result.best_epoch}, held-out Dice {mean:.3f} over {len(rows)} cases")
-    source = " + ".join(describe_data(folder, group) for folder, group in zip(folders, groups))
-    record = {"data_source": source, "hardware": describe_device(device), "command": command,
-              **provenance(folders, [[c.case for c in group] for group in groups], real_heads=[])}
     return assemble(out, work, cfg, cases, echo, record)
 
 
