@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .errors import IchsegError
-from .io import IMAGE_SUFFIXES, case_id
+from .io import IMAGE_SUFFIXES
 
 # What io.write_image and io.atomic_write_text leave behind when killed: ".<name>.<8 random>.tmp<suffix>".
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES) + r")?$")
@@ -37,11 +37,12 @@ def check_output_folder(input_dir: Path, output_dir: Path) -> None:
         raise IchsegError(output_dir, f"output folder cannot be written ({exc.strerror or exc})") from None
 
 
-def check_unique_cases(paths: list[Path]) -> None:
-    """``X.nii`` beside ``X.nii.gz`` would share one mask name, one row and one QC picture."""
+def check_unique_cases(items: list) -> None:
+    """``X.nii`` beside ``X.nii.gz`` would share one mask name, one row and one QC picture.
+    ``items`` have ``case`` and ``path`` (``ich_infer.inputs.ScanInput``)."""
     by_case: dict[str, list[Path]] = defaultdict(list)
-    for path in paths:
-        by_case[case_id(path)].append(path)
+    for item in items:
+        by_case[item.case].append(item.path)
     clashes = {case: files for case, files in by_case.items() if len(files) > 1}
     if clashes:
         case, files = sorted(clashes.items())[0]

@@ -26,7 +26,8 @@ import torch
 from . import __version__
 from .batch import check_output_folder, check_unique_cases, remove_stale_temps
 from .errors import IchsegError, about
-from .io import Geometry, atomic_write_text, case_id, list_images, read_image, read_mask, write_mask
+from .inputs import ScanInput, list_inputs, load_input
+from .io import Geometry, atomic_write_text, read_mask, write_mask
 from .postprocess import postprocess
 from .preprocess import Preprocessed, preprocess
 from .sliding_window import predict_probabilities
@@ -74,6 +75,7 @@ class CaseResult:
     runtime_s: float | None = None
     error: str = ""
     output: str = ""
+    read: dict = field(default_factory=dict)  # how the scan was read: a DICOM series' regular grid
 
 
 @dataclass
@@ -156,9 +158,11 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
     echo = progress.line
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     started = time.perf_counter()
-    inputs = list_images(input_dir)
+    if not input_dir.is_dir():
+        raise IchsegError(input_dir, "is not a folder")
+    inputs = list_inputs(input_dir)
     if not inputs:
-        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.nrrd images")
+        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.nrrd images and no DICOM series")
     check_unique_cases(inputs)
     check_output_folder(input_dir, output_dir)
     for stale in remove_stale_temps(output_dir):
@@ -171,14 +175,13 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
         "weights_sha256": ensemble.sha256, "training": ensemble.manifest.get("training", {}),
         "config": ensemble.config.to_dict(), "tta": tta, "input": str(input_dir.resolve()),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    for path in inputs:
-        case = case_id(path)
-        target = output_dir / path.name
+    for item in inputs:
+        target = output_dir / item.output_name
         if target.exists() and not overwrite:
-            result = _skipped(case, target)
+            result = _skipped(item.case, target)
         else:
-            progress.case(len(report.cases), len(inputs), case)
-            result = _predict_one(path, target, ensemble, torch_device, tta, qc, output_dir, progress.tiles)
+            progress.case(len(report.cases), len(inputs), item.case)
+            result = _predict_one(item, target, ensemble, torch_device, tta, qc, output_dir, progress.tiles)
         report.cases.append(result)
         echo(_summary_line(result))
         write_tables(output_dir, report)  # after every case: an interrupted run keeps its table
@@ -188,12 +191,12 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
     return report
 
 
-def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.device, tta: bool, qc: bool,
+def _predict_one(item: ScanInput, target: Path, ensemble: Ensemble, device: torch.device, tta: bool, qc: bool,
                  output_dir: Path, on_tile: Callable[[int, int], None] | None = None) -> CaseResult:
-    case = case_id(path)
+    case, path = item.case, item.path
     tic = time.perf_counter()
     try:
-        volume, geometry = read_image(path)
+        volume, geometry, read_notes = load_input(item)
         with about(path):
             seg = segment(volume, geometry, ensemble, device, tta, on_tile)
         write_mask(target, seg.mask, geometry)
@@ -212,7 +215,7 @@ def _predict_one(path: Path, target: Path, ensemble: Ensemble, device: torch.dev
     error = 100.0 * (seg.abc2_ml - seg.volume_ml) / seg.volume_ml if seg.volume_ml > 0 else None
     return CaseResult(case, "ok", seg.input_kind, round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
                       None if error is None else round(error, 1), seg.components, round(seg.probability_max, 4),
-                      seg.rescued, round(time.perf_counter() - tic, 2), output=str(target))
+                      seg.rescued, round(time.perf_counter() - tic, 2), output=str(target), read=read_notes)
 
 
 def _skipped(case: str, target: Path) -> CaseResult:

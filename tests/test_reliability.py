@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ich_infer.batch import check_output_folder, check_unique_cases, remove_stale_temps
 from ich_infer.cli import app
 from ich_infer.errors import IchsegError
+from ich_infer.inputs import list_inputs
 from ich_infer.io import read_image, write_image
 from ich_infer.weights import MANIFEST, sha256_of
 
@@ -68,10 +69,13 @@ def test_nan_in_nifti_is_refused(tmp_path):
 
 
 def test_duplicate_case_ids_are_refused_naming_both(tmp_path):
-    paths = [tmp_path / "x.nii", tmp_path / "x.nii.gz", tmp_path / "y.mha"]
+    for name in ("x.nii", "x.nii.gz", "y.mha"):
+        (tmp_path / name).write_bytes(b"")
+    items = list_inputs(tmp_path)
+    assert [item.case for item in items] == ["x", "x", "y"]
     with pytest.raises(IchsegError, match="x.nii: case id 'x' is also the id of .*x.nii.gz"):
-        check_unique_cases(paths)
-    check_unique_cases(paths[1:])
+        check_unique_cases(items)
+    check_unique_cases(items[1:])
 
 
 def test_sheared_direction_gets_its_real_cause(tmp_path, capfd):

@@ -1,0 +1,156 @@
+"""DICOM series in: tilted, reversed, uneven, several per folder, broken ones refused in one line."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import SHARED_DATA, require
+from scipy import ndimage as ndi
+
+from ich_infer.dicom_series import read_dicom
+from ich_infer.errors import IchsegError
+from ich_infer.inputs import list_inputs, load_input
+
+GE_DICOM = SHARED_DATA / "ge_trauma_head" / "dicom"
+GE_NIFTI = SHARED_DATA / "ge_trauma_head" / "head_tilt_corrected.nii.gz"
+
+
+def field(points: np.ndarray) -> np.ndarray:
+    """A smooth HU field of physical position (linear: interpolation reproduces it exactly)."""
+    return 20 + 0.8 * points[..., 0] - 0.5 * points[..., 1] + 1.5 * points[..., 2]
+
+
+def write_series(folder, tilt_deg=20.0, steps=(4.0,) * 6, n=32, pixel=1.0, uid="1.2.3.4", orientation=None,
+                 names=None, image_type="ORIGINAL\\PRIMARY\\AXIAL", thickness=4.0):
+    """Slices of ``field`` as a gantry-tilted scanner stores them: tilted planes stepping along z."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.radians(tilt_deg)
+    row, col = np.array([1.0, 0, 0]), np.array([0, np.cos(t), -np.sin(t)])
+    if orientation is not None:
+        row, col = orientation
+    z = np.concatenate([[0.0], np.cumsum(steps)])
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k, zk in enumerate(z):
+        position = np.array([-10.0, -12.0, zk])
+        jj, ii = np.mgrid[0:n, 0:n]
+        points = position + ii[..., None] * pixel * row + jj[..., None] * pixel * col
+        image = sitk.GetImageFromArray(np.round(field(points)).astype(np.int16)[None])
+        image.SetSpacing((pixel, pixel, 1.0))
+        tags = {"0020|0032": "\\".join(f"{v:.6f}" for v in position),
+                "0020|0037": "\\".join(f"{v:.6f}" for v in (*row, *col)),
+                "0020|000e": uid, "0020|000d": "1.2.3", "0008|0060": "CT", "0008|0008": image_type,
+                "0018|0050": f"{thickness:g}", "0028|0030": f"{pixel}\\{pixel}", "0020|0013": str(k + 1),
+                "0008|0018": f"{uid}.{k + 1}", "0028|1052": "0", "0028|1053": "1"}
+        for key, value in tags.items():
+            image.SetMetaData(key, value)
+        name = names[k] if names else f"{k + 1:03d}.dcm"
+        writer.SetFileName(str(folder / name))
+        writer.Execute(image)
+    return folder
+
+
+def _values_match_the_field(image: sitk.Image) -> float:
+    array = sitk.GetArrayFromImage(image)
+    size = image.GetSize()
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in size], indexing="ij"), axis=-1).reshape(-1, 3)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    points = np.asarray(image.GetOrigin()) + (idx * np.asarray(image.GetSpacing())) @ direction.T
+    values = array.transpose(2, 1, 0).reshape(-1)
+    # where both acquired slices around a voxel reach it: not the padding, nor its blend at the edges
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = True
+    covered = ndi.binary_erosion(array > -1000, in_plane, iterations=4).transpose(2, 1, 0).reshape(-1)
+    assert covered.mean() > 0.4
+    return float(np.abs(values[covered] - field(points[covered])).max())
+
+
+def test_tilted_series_lands_on_a_regular_oblique_grid(tmp_path):
+    [(case, image, grid)] = read_dicom(write_series(tmp_path / "tilted"))
+    assert case == "tilted" and grid.tilt_degrees == pytest.approx(20.0, abs=0.01)
+    assert image.GetSpacing()[2] == pytest.approx(4.0 * np.cos(np.radians(20)), rel=1e-4)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    np.testing.assert_allclose(direction.T @ direction, np.eye(3), atol=1e-6)  # orthonormal, not sheared
+    assert _values_match_the_field(image) < 1.0  # every voxel where the field says (rounding: 0.5 HU)
+
+
+def test_reversed_file_order_and_uneven_spacing(tmp_path):
+    steps = (4.0, 4.0, 4.0, 7.0, 7.0, 7.0)
+    names = [f"{100 - k:03d}.dcm" for k in range(len(steps) + 1)]  # instance order against position order
+    [(_, image, grid)] = read_dicom(write_series(tmp_path / "uneven", steps=steps, names=names, thickness=7.0))
+    assert grid.uneven_spacing and grid.slices == 7
+    assert image.GetSpacing()[2] == pytest.approx(np.median(steps) * np.cos(np.radians(20)), rel=1e-4)
+    assert _values_match_the_field(image) < 1.0
+
+
+def test_missing_slice_localiser_and_mixed_orientation_are_refused(tmp_path):
+    with pytest.raises(IchsegError, match="a slice is missing"):
+        read_dicom(write_series(tmp_path / "gap", steps=(4.0, 4.0, 8.0, 4.0)))
+    with pytest.raises(IchsegError, match="only localiser"):
+        read_dicom(write_series(tmp_path / "scout", image_type="ORIGINAL\\PRIMARY\\LOCALIZER"))
+    mixed = write_series(tmp_path / "mixed", steps=(4.0, 4.0))
+    write_series(mixed, steps=(4.0,), orientation=(np.array([0, 1.0, 0]), np.array([0, 0, -1.0])),
+                 names=["900.dcm", "901.dcm"])
+    with pytest.raises(IchsegError, match="mixed orientations"):
+        read_dicom(mixed)
+
+
+def test_two_series_in_one_folder_are_two_cases(tmp_path):
+    folder = write_series(tmp_path / "scans" / "patient", uid="1.2.3.4")
+    write_series(folder, uid="1.2.3.5", tilt_deg=0.0, names=[f"b{k}.dcm" for k in range(7)])
+    items = list_inputs(tmp_path / "scans")
+    assert [i.case for i in items] == ["patient_1.2.3.4", "patient_1.2.3.5"]
+    assert [i.output_name for i in items] == ["patient_1.2.3.4.nii.gz", "patient_1.2.3.5.nii.gz"]
+    volume, geometry, notes = load_input(items[1])
+    assert notes["dicom_grid"]["tilt_degrees"] == 0.0 and volume.shape[::-1] == geometry.size
+
+
+def test_zip_of_a_series(tmp_path):
+    import shutil
+
+    folder = write_series(tmp_path / "series")
+    archive = shutil.make_archive(str(tmp_path / "in" / "zipped"), "zip", folder)
+    [item] = list_inputs(tmp_path / "in")
+    assert item.case == "zipped" and str(item.path) == archive
+    volume, _, notes = load_input(item)
+    assert volume.shape[0] == 7 and notes["dicom_grid"]["slices"] == 7
+
+
+def test_ge_series_matches_its_dcm2niix_conversion():
+    require(GE_NIFTI)
+    [(_, image, grid)] = read_dicom(GE_DICOM)
+    assert grid.tilt_degrees == pytest.approx(18.5, abs=0.05) and grid.uneven_spacing
+    reference = sitk.ReadImage(str(GE_NIFTI), sitk.sitkFloat32)
+
+    def extent(img):
+        corners = [img.TransformContinuousIndexToPhysicalPoint([c * (s - 1) for c, s in zip(corner, img.GetSize())])
+                   for corner in np.ndindex(2, 2, 2)]
+        return np.min(corners, axis=0), np.max(corners, axis=0)
+
+    for mine, theirs in zip(extent(image), extent(reference)):
+        np.testing.assert_allclose(mine, theirs, atol=0.5)  # the same physical box, to half a millimetre
+    on_theirs = sitk.GetArrayFromImage(sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, -3000.0))
+    ref = sitk.GetArrayFromImage(reference)
+    away_from_edges = (on_theirs > -2999) & (ndi.gaussian_gradient_magnitude(ref, 1.0) < 20) & (np.abs(ref) < 100)
+    diff = np.abs(on_theirs - ref)[away_from_edges]
+    assert away_from_edges.sum() > 1_000_000 and np.median(diff) < 1.0 and np.percentile(diff, 95) < 4.0
+
+
+def test_predict_on_a_dicom_folder_writes_nifti_on_the_regular_grid(tmp_path, tiny_weights):
+    require(GE_NIFTI)
+    import shutil
+
+    from ich_infer.predict import predict_folder
+
+    shutil.copytree(GE_DICOM, tmp_path / "in" / "ge")
+    report = predict_folder(tmp_path / "in", tmp_path / "out", tiny_weights, "cpu")
+    assert not report.failed
+    mask = sitk.ReadImage(str(tmp_path / "out" / "ge.nii.gz"))
+    [(_, image, _)] = read_dicom(GE_DICOM)
+    assert mask.GetSize() == image.GetSize()
+    np.testing.assert_allclose(mask.GetSpacing(), image.GetSpacing(), rtol=1e-5)
+    np.testing.assert_allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(mask.GetDirection(), image.GetDirection(), atol=1e-5)
+    case = json.loads((tmp_path / "out" / "report.json").read_text())["cases"][0]
+    assert case["case"] == "ge" and case["read"]["dicom_grid"]["tilt_degrees"] == pytest.approx(18.5, abs=0.05)
