@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from ich_infer.errors import IchsegError
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
@@ -179,7 +180,7 @@ def test_several_datasets_keep_each_ones_folds(tmp_path, smoke_data):
         assert folds[k].tolist() == a.tolist() + (b + 23).tolist()  # fold k of each, unmoved
     groups = discover_datasets([smoke_data])
     assert [len(g) for g in groups] == [6] and groups[0] == discover(smoke_data)
-    with pytest.raises(Exception, match="also in"):
+    with pytest.raises(IchsegError, match="also in"):
         discover_datasets([smoke_data, smoke_data])
 
 
@@ -223,12 +224,12 @@ def test_describe_data_names_generator_version_and_dataset_seed(tmp_path, smoke_
 
 def test_discovery_errors(tmp_path, smoke_data):
     assert len(discover(smoke_data)) == 6
-    with pytest.raises(Exception, match="expected images/"):
+    with pytest.raises(IchsegError, match="expected images/"):
         discover(tmp_path)
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
     (tmp_path / "images" / "x.nii.gz").write_bytes(b"1")
-    with pytest.raises(Exception, match="x.nii.gz: has no counterpart"):
+    with pytest.raises(IchsegError, match="x.nii.gz: has no counterpart"):
         discover(tmp_path)
 
 
