@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import IchsegError
+from .morphology import largest_component
 
 AIR_BELOW_HU = -500.0
 BONE_ABOVE_HU = 300.0
@@ -57,15 +58,6 @@ def _background(volume: np.ndarray) -> tuple[float, float]:
     return float(values[top]), float(counts[top]) / sample.size
 
 
-def _largest(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndi.label(mask)
-    if n == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
 def stripped_evidence(volume: np.ndarray, foreground: np.ndarray, background: np.ndarray) -> dict[str, float]:
     """What tells a skull-stripped brain from a windowed head, both on a constant background.
 
@@ -76,7 +68,7 @@ def stripped_evidence(volume: np.ndarray, foreground: np.ndarray, background: np
     ``exposed_bone``: share of bone voxels touching the background (bone a stripping left at
     the brain's edge, where a whole head covers its skull with scalp).
     """
-    blob = _largest(foreground)
+    blob = largest_component(foreground)
     fg = max(int(foreground.sum()), 1)
     filled = np.stack([ndi.binary_fill_holes(s, structure=SLICE_2D) for s in blob])
     bone = foreground & (volume > BONE_ABOVE_HU)

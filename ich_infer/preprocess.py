@@ -19,6 +19,7 @@ from skimage.transform import resize
 from .config import PreprocessConfig
 from .errors import IchsegError
 from .input_kind import InputKind, classify, require_supported
+from .morphology import largest_component
 from .orientation import Reorientation, reorientation
 
 AIR_HU = -1000.0
@@ -106,15 +107,6 @@ def ellipsoid(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarr
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     dist = sum((g * sp / radius_mm) ** 2 for g, sp in zip(grids, spacing))
     return dist <= 1.0
-
-
-def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
-    labels, n = ndi.label(mask, structure=structure)
-    if n <= 1:
-        return labels > 0
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
 
 
 def _fill_slices(mask: np.ndarray) -> np.ndarray:

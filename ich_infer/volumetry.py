@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from .preprocess import largest_component
+from .morphology import largest_component
 
 
 def _diameters(slice_mask: np.ndarray, spacing_pl: tuple[float, float]) -> tuple[float, float]:
