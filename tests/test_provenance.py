@@ -1,7 +1,7 @@
 import json
 
 from training.phantom import CASE_SEED_STRIDE
-from training.provenance import dataset_record, git_commit
+from training.provenance import dataset_record, git_commit, provenance, real_heads_in
 
 
 def test_phantom_folders_record_generator_seed_and_acquisition(tmp_path):
@@ -18,3 +18,15 @@ def test_git_commit_outside_a_checkout_says_unknown(tmp_path):
     assert git_commit(tmp_path) == "unknown"
     sha = git_commit()
     assert sha == "unknown" or len(sha.split("-")[0]) == 40
+
+
+def test_real_heads_come_from_the_catalogue_of_the_cases_trained_on(tmp_path):
+    heads, phantoms = tmp_path / "heads", tmp_path / "phantoms"
+    heads.mkdir(), phantoms.mkdir()
+    (heads / "cases.json").write_text(json.dumps({"a_unaltered": {"real_head": "a"},
+                                                  "b_lesion_00": {"real_head": "b"}}))
+    (phantoms / "cases.json").write_text(json.dumps({"p0": {"seed": 1, "generator_version": 9}}))
+    assert real_heads_in(heads, ["a_unaltered"]) == {"a"}
+    record = provenance([phantoms, heads], [["p0"], ["a_unaltered", "b_lesion_00"]])
+    assert record["real_heads"] == ["a", "b"]
+    assert provenance([phantoms], [["p0"]])["real_heads"] == []

@@ -104,6 +104,11 @@ CONFIGS: dict[str, TrainConfig] = {
     # and varied-acquisition phantoms together, with a share of centres on the model's own false alarms.
     "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, patches_per_image=48,
                       mined_negative_fraction=0.125),
+    # The shipped recipe with real heads in the data (training.real_head_cases): one epoch from the
+    # HU-anchored ensemble, so three ensembles (one per held-out head, and the shipped one on both)
+    # fit a session of a 2-core CPU.
+    "cpu_hu_real": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=1, patches_per_image=48,
+                           mined_negative_fraction=0.125),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},

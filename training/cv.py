@@ -289,7 +289,7 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, folds: list[
     # Taken before any fold trains: the commit recorded is the code that trained, not what HEAD is later.
     source = " + ".join(describe_data(folder, group) for folder, group in zip(folders, groups))
     record = {"data_source": source, "hardware": describe_device(device), "command": command,
-              **provenance(folders, [[c.case for c in group] for group in groups], real_heads=[])}
+              **provenance(folders, [[c.case for c in group] for group in groups])}
     for fold in wanted:
         done = work / f"fold_{fold}_done.json"
         if resume and done.is_file():

@@ -42,7 +42,16 @@ def dataset_record(folder: Path, case_names: list[str]) -> dict:
     return record
 
 
-def provenance(folders: list[Path], case_names: list[list[str]], real_heads: list[str]) -> dict:
+def real_heads_in(folder: Path, case_names: list[str]) -> set[str]:
+    """The real heads that the named cases of a data folder were cut from (its ``cases.json`` says)."""
+    catalogue_path = Path(folder) / "cases.json"
+    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
+    entries = [catalogue.get(name) for name in case_names]
+    return {e["real_head"] for e in entries if isinstance(e, dict) and "real_head" in e}
+
+
+def provenance(folders: list[Path], case_names: list[list[str]]) -> dict:
+    heads = set().union(*(real_heads_in(f, names) for f, names in zip(folders, case_names)))
     return {"git_commit": git_commit(), "generator_version": GENERATOR_VERSION,
             "datasets": [dataset_record(f, names) for f, names in zip(folders, case_names)],
-            "real_heads": sorted(real_heads)}
+            "real_heads": sorted(heads)}

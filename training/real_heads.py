@@ -154,10 +154,11 @@ def lesions_for(hu: np.ndarray, brain: np.ndarray, spacing_kji, seed: int = 0) -
     return [lesion for lesion in out if (lesion.blood >= 0.5).sum() > 20]
 
 
-def paste(hu: np.ndarray, lesion: Lesion, rng: np.random.Generator) -> np.ndarray:
-    """Blood of 60-80 HU with a little texture mixed in by fraction (partial volume stays partial)."""
+def paste(hu: np.ndarray, lesion: Lesion, rng: np.random.Generator,
+          hu_range: tuple[float, float] = (60.0, 80.0)) -> np.ndarray:
+    """Blood of ``hu_range`` HU with a little texture mixed in by fraction (partial volume stays partial)."""
     texture = 3 * ndi.gaussian_filter(rng.standard_normal(hu.shape), 1.0)
-    out = hu * (1 - lesion.blood) + lesion.blood * (rng.uniform(60, 80) + texture)
+    out = hu * (1 - lesion.blood) + lesion.blood * (rng.uniform(*hu_range) + texture)
     if lesion.oedema is not None:
         out = out * (1 - lesion.oedema) + lesion.oedema * rng.uniform(15, 22)
     return np.round(out).astype(np.float32)
