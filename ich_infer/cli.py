@@ -36,24 +36,28 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 @app.command()
 def predict(
-    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .nrrd).", **EXISTING_DIR),
+    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .nrrd) and DICOM series "
+                                     "(sub-folders or .zip).", **EXISTING_DIR),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for masks, volumes.csv and report.json."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: bundled).",
                                            **EXISTING_DIR),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases whose mask already exists."),
-    qc: bool = typer.Option(False, "--qc", help="Also write qc/<case>.png overlays."),
+    qc: bool = typer.Option(False, "--qc", help="Also write qc/<case>.png montages and qc/index.html."),
+    dicom_seg: bool = typer.Option(False, "--dicom-seg", help="For DICOM input, also write <case>.seg.dcm "
+                                   "(DICOM SEG referencing the source series)."),
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips (4x slower)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (it is off anyway when "
                                "output is not a terminal)."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
-    from .predict import predict_folder
+    from .predict import RunOptions, predict_folder
     from .progress_bar import progress_hooks
 
+    options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg)
     try:
         with progress_hooks(typer.echo, enabled=not quiet) as hooks:
-            report = predict_folder(input_dir, output, weights, device, overwrite, qc, tta, echo=hooks)
+            report = predict_folder(input_dir, output, options, echo=hooks)
     except IchsegError as exc:
         _fail(str(exc))
     done = sum(c.status == "ok" for c in report.cases)

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None, root: Path = Path("/")) -> int:
     input_dir = Path(os.environ.get("ICHSEG_INPUT", root / "input"))
     output_dir = Path(os.environ.get("ICHSEG_OUTPUT", choose_output(root)))
     options = {"weights": os.environ.get("ICHSEG_WEIGHTS"), "device": os.environ.get("ICHSEG_DEVICE", "auto"),
-               "overwrite": os.environ.get("ICHSEG_OVERWRITE", "0") == "1", "echo": print}
+               "overwrite": os.environ.get("ICHSEG_OVERWRITE", "0") == "1",
+               "qc": os.environ.get("ICHSEG_QC", "0") == "1",
+               "dicom_seg": os.environ.get("ICHSEG_DICOM_SEG", "0") == "1", "echo": print}
     try:
         slugs = grand_challenge_inputs(input_dir)
         if not slugs:

@@ -14,7 +14,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -25,11 +25,15 @@ import torch
 
 from . import __version__
 from .batch import check_output_folder, check_unique_cases, remove_stale_temps
+from .dicom_seg import write_dicom_seg
 from .errors import IchsegError, about
 from .inputs import ScanInput, list_inputs, load_input
 from .io import Geometry, atomic_write_text, read_mask, write_mask
+from .orientation import reorientation
 from .postprocess import postprocess
 from .preprocess import Preprocessed, preprocess
+from .qc import QcCaption, write_qc
+from .qc_index import write_index
 from .sliding_window import predict_probabilities
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
@@ -147,13 +151,36 @@ def write_tables(out_dir: Path, report: RunReport) -> None:
     atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str | Path | None = None,
-                   device: str = "auto", overwrite: bool = False, qc: bool = False, tta: bool = False,
-                   echo: Callable[[str], None] | Progress | None = None) -> RunReport:
-    """Segment every image in ``input_dir`` into ``output_dir`` (same file names).
+@dataclass(frozen=True)
+class RunOptions:
+    """How a batch runs; ``predict_folder(..., qc=True)`` builds one from keywords."""
 
-    ``echo`` gets one line per case; a :class:`Progress` also hears of every case and tile batch.
+    weights: str | Path | None = None  # default: the bundled weights
+    device: str = "auto"
+    overwrite: bool = False  # redo cases whose mask exists
+    qc: bool = False  # qc/<case>.png montages and qc/index.html
+    tta: bool = False  # average over in-plane flips
+    dicom_seg: bool = False  # also <case>.seg.dcm for DICOM input
+
+
+@dataclass
+class _Batch:
+    ensemble: Ensemble
+    device: torch.device
+    options: RunOptions
+    output_dir: Path
+    on_tile: Callable[[int, int], None] | None = None
+
+
+def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOptions | None = None,
+                   echo: Callable[[str], None] | Progress | None = None, **settings) -> RunReport:
+    """Segment every scan in ``input_dir`` into ``output_dir`` (same file names).
+
+    ``settings`` are :class:`RunOptions` fields (``weights=``, ``device=``, ``qc=`` ...), for a call
+    without building the options. ``echo`` gets one line per case; a :class:`Progress` also hears of
+    every case and tile batch.
     """
+    options = replace(options or RunOptions(), **settings)
     progress = echo if isinstance(echo, Progress) else Progress() if echo is None else Progress(echo)
     echo = progress.line
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -167,46 +194,46 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, weights: str |
     check_output_folder(input_dir, output_dir)
     for stale in remove_stale_temps(output_dir):
         echo(f"removed {stale.name}, left by an interrupted run")
-    torch_device = resolve_device(device)
-    ensemble = load_weights(weights or DEFAULT_WEIGHTS, torch_device)
+    weights = Path(options.weights or DEFAULT_WEIGHTS)
+    torch_device = resolve_device(options.device)
+    batch = _Batch(load_weights(weights, torch_device), torch_device, options, output_dir, progress.tiles)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "device": str(torch_device), "weights": str(Path(weights or DEFAULT_WEIGHTS).resolve()),
-        "weights_sha256": ensemble.sha256, "training": ensemble.manifest.get("training", {}),
-        "config": ensemble.config.to_dict(), "tta": tta, "input": str(input_dir.resolve()),
+        "device": str(torch_device), "weights": str(weights.resolve()),
+        "weights_sha256": batch.ensemble.sha256, "training": batch.ensemble.manifest.get("training", {}),
+        "config": batch.ensemble.config.to_dict(), "tta": options.tta, "input": str(input_dir.resolve()),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     for item in inputs:
         target = output_dir / item.output_name
-        if target.exists() and not overwrite:
+        if target.exists() and not options.overwrite:
             result = _skipped(item.case, target)
         else:
             progress.case(len(report.cases), len(inputs), item.case)
-            result = _predict_one(item, target, ensemble, torch_device, tta, qc, output_dir, progress.tiles)
+            result = _predict_one(item, target, batch)
         report.cases.append(result)
         echo(_summary_line(result))
         write_tables(output_dir, report)  # after every case: an interrupted run keeps its table
     report.meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report.meta["total_s"] = round(time.perf_counter() - started, 2)
     write_tables(output_dir, report)
+    if options.qc:
+        write_index(output_dir / "qc", report.cases, f"ichseg QC: {input_dir.name}")
     return report
 
 
-def _predict_one(item: ScanInput, target: Path, ensemble: Ensemble, device: torch.device, tta: bool, qc: bool,
-                 output_dir: Path, on_tile: Callable[[int, int], None] | None = None) -> CaseResult:
+def _predict_one(item: ScanInput, target: Path, batch: _Batch) -> CaseResult:
     case, path = item.case, item.path
     tic = time.perf_counter()
     try:
         volume, geometry, read_notes = load_input(item)
         with about(path):
-            seg = segment(volume, geometry, ensemble, device, tta, on_tile)
+            seg = segment(volume, geometry, batch.ensemble, batch.device, batch.options.tta, batch.on_tile)
         write_mask(target, seg.mask, geometry)
-        if qc:
-            from .orientation import reorientation
-            from .qc import write_qc
-
-            orient = reorientation(geometry.direction)
-            write_qc(output_dir / "qc" / f"{case}.png", orient.to_canonical(volume),
-                     orient.to_canonical(seg.mask), orient.spacing(geometry.spacing))
+        if batch.options.dicom_seg and item.is_dicom:
+            seg_path = write_dicom_seg(target.with_name(f"{case}.seg.dcm"), seg.mask, geometry, path, item.series)
+            read_notes = {**read_notes, "dicom_seg": str(seg_path)}
+        if batch.options.qc:
+            _write_montage(batch.output_dir / "qc" / f"{case}.png", volume, geometry, seg, case)
     except IchsegError as exc:
         return CaseResult(case, "error", error=str(exc), runtime_s=round(time.perf_counter() - tic, 2))
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the batch
@@ -216,6 +243,13 @@ def _predict_one(item: ScanInput, target: Path, ensemble: Ensemble, device: torc
     return CaseResult(case, "ok", seg.input_kind, round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
                       None if error is None else round(error, 1), seg.components, round(seg.probability_max, 4),
                       seg.rescued, round(time.perf_counter() - tic, 2), output=str(target), read=read_notes)
+
+
+def _write_montage(path: Path, volume: np.ndarray, geometry: Geometry, seg: Segmentation, case: str) -> None:
+    orient = reorientation(geometry.direction)
+    caption = QcCaption(case, seg.volume_ml, seg.abc2_ml, seg.components, seg.input_kind, seg.rescued)
+    write_qc(path, orient.to_canonical(volume), orient.to_canonical(seg.mask), orient.spacing(geometry.spacing),
+             caption)
 
 
 def _skipped(case: str, target: Path) -> CaseResult:

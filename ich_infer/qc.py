@@ -1,33 +1,111 @@
-"""Quality-control picture: the axial slice with the largest lesion area, lesion contour in red."""
+"""Quality-control montage of one case: the slices with haemorrhage, at native resolution, in a brain window.
+
+Every axial slice that holds lesion (evenly thinned to ``MAX_LESION_SLICES``) plus one context slice
+above and below, each at the scan's own in-plane resolution (one screen pixel per voxel, corrected
+only for non-square pixels), window W80/L40, the mask drawn as a one-pixel contour so the blood
+under it stays visible. The title says what a reader needs to trust or doubt the number: case,
+volume, ABC/2, components, input kind and whether the never-empty rule put the mask there. A case
+without haemorrhage shows a spread of slices through the brain, so an empty result can be checked too.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
+WINDOW = (0.0, 80.0)  # W80/L40
+MAX_LESION_SLICES = 12
+COLUMNS = 4
+CONTOUR = (255, 40, 40)
+TITLE_PX = 44
 
-def qc_image(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
-             window: tuple[float, float] = (0.0, 80.0)) -> Image.Image:
-    """RGB picture of a canonical ``(S, P, L)`` volume; anterior up, patient's right on the left."""
-    areas = mask.sum(axis=(1, 2))
-    z = int(np.argmax(areas)) if areas.any() else volume.shape[0] // 2
-    gray = np.clip((volume[z] - window[0]) / (window[1] - window[0]), 0, 1)
+
+@dataclass(frozen=True)
+class QcCaption:
+    case: str
+    volume_ml: float
+    abc2_ml: float
+    components: int
+    input_kind: str
+    rescued: bool
+
+    def lines(self) -> tuple[str, str]:
+        rule = "never-empty rule FIRED (kept the most probable component)" if self.rescued else \
+            "never-empty rule not used"
+        return (f"{self.case}   {self.volume_ml:.2f} mL   ABC/2 {self.abc2_ml:.2f} mL   "
+                f"{self.components} component(s)",
+                f"input: {self.input_kind.replace('_', '-')}   {rule}   window W80/L40")
+
+
+def tissue_extent(volume: np.ndarray) -> tuple[int, int] | None:
+    """First and last axial slice in which soft tissue (0-80 HU) covers 2 % of the slice."""
+    share = ((volume > WINDOW[0]) & (volume < WINDOW[1])).mean(axis=(1, 2))
+    found = np.flatnonzero(share > 0.02)
+    return (int(found[0]), int(found[-1])) if len(found) else None
+
+
+def montage_slices(mask: np.ndarray, brain_extent: tuple[int, int] | None = None) -> list[int]:
+    """Axial indices to show: lesion slices (at most ``MAX_LESION_SLICES``, evenly spread, always with the
+    largest) and one context slice on each side; without lesion, six slices spread over ``brain_extent``."""
+    n = mask.shape[0]
+    lesion = np.flatnonzero(mask.any(axis=(1, 2)))
+    if len(lesion) == 0:
+        lo, hi = brain_extent if brain_extent is not None else (0, n - 1)
+        return sorted(set(np.linspace(lo, hi, 6).round().astype(int).tolist()))
+    if len(lesion) > MAX_LESION_SLICES:
+        keep = set(lesion[np.linspace(0, len(lesion) - 1, MAX_LESION_SLICES - 1).round().astype(int)].tolist())
+        keep.add(int(np.argmax(mask.sum(axis=(1, 2)))))
+        lesion = np.array(sorted(keep))
+    context = [z for z in (int(lesion[0]) - 1, int(lesion[-1]) + 1) if 0 <= z < n]
+    return sorted(set(lesion.tolist()) | set(context))
+
+
+def _tile(volume_slice: np.ndarray, mask_slice: np.ndarray, spacing_pl: tuple[float, float], label: str) -> Image.Image:
+    gray = np.clip((volume_slice - WINDOW[0]) / (WINDOW[1] - WINDOW[0]), 0, 1)
     rgb = np.repeat((gray * 255).astype(np.uint8)[..., None], 3, axis=-1)
-    edge = mask[z] & ~ndi.binary_erosion(mask[z])
-    edge = ndi.binary_dilation(edge) if max(mask.shape[1:]) > 300 else edge
-    rgb[edge] = (255, 40, 40)
-    # Radiological convention: canonical L axis runs right -> left, so patient right is on the left already.
-    image = Image.fromarray(rgb)
-    height = int(round(rgb.shape[0] * spacing[1] / spacing[2]))
-    return image.resize((rgb.shape[1], max(1, height)), Image.NEAREST)
+    rgb[mask_slice & ~ndi.binary_erosion(mask_slice)] = CONTOUR
+    tile = Image.fromarray(rgb)
+    height = max(1, int(round(rgb.shape[0] * spacing_pl[0] / spacing_pl[1])))
+    if height != rgb.shape[0]:
+        tile = tile.resize((rgb.shape[1], height), Image.NEAREST)
+    ImageDraw.Draw(tile).text((4, 2), label, fill=(255, 255, 0), font=_font(14))
+    return tile
 
 
-def write_qc(path: Path, volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]) -> Path:
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def qc_montage(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
+               caption: QcCaption) -> Image.Image:
+    """RGB montage of a canonical ``(S, P, L)`` volume (anterior up, patient's right on the left)."""
+    slices = montage_slices(mask, tissue_extent(volume))
+    tiles = [_tile(volume[z], mask[z], (spacing[1], spacing[2]), f"slice {z + 1}/{volume.shape[0]}"
+                   + ("" if mask[z].any() else "  (context)")) for z in slices]
+    width, height = tiles[0].size
+    columns = min(COLUMNS, len(tiles))
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * width, TITLE_PX + rows * height), (0, 0, 0))
+    draw = ImageDraw.Draw(sheet)
+    for y, line in zip((2, 22), caption.lines()):
+        draw.text((6, y), line, fill=(255, 255, 255), font=_font(16))
+    for n, tile in enumerate(tiles):
+        sheet.paste(tile, ((n % columns) * width, TITLE_PX + (n // columns) * height))
+    return sheet
+
+
+def write_qc(path: Path, volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
+             caption: QcCaption) -> Path:
+    """The montage as PNG, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    qc_image(volume, mask, spacing).save(tmp)
+    qc_montage(volume, mask, spacing, caption).save(tmp, optimize=True)
     tmp.replace(path)
     return path

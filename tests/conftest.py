@@ -16,6 +16,7 @@ from ich_infer.weights import save_weights
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_HEAD = SHARED_DATA / "invesalius_head" / "head.nii.gz"
 HEADSQ = SHARED_DATA / "vtk_headsq" / "headsq_quarter_HU.nii.gz"
+TEST_DATA = Path(__file__).resolve().parents[1] / "test_data"
 BLAST_SEG = SHARED_DATA / "blast_ct" / "scan_0_segmentation.nii.gz"
 
 

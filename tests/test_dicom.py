@@ -40,7 +40,8 @@ def write_series(folder, tilt_deg=20.0, steps=(4.0,) * 6, n=32, pixel=1.0, uid="
         image.SetSpacing((pixel, pixel, 1.0))
         tags = {"0020|0032": "\\".join(f"{v:.6f}" for v in position),
                 "0020|0037": "\\".join(f"{v:.6f}" for v in (*row, *col)),
-                "0020|000e": uid, "0020|000d": "1.2.3", "0008|0060": "CT", "0008|0008": image_type,
+                "0020|000e": uid, "0020|000d": "1.2.3", "0020|0052": "1.2.3.9", "0008|0060": "CT",
+                "0008|0008": image_type,
                 "0018|0050": f"{thickness:g}", "0028|0030": f"{pixel}\\{pixel}", "0020|0013": str(k + 1),
                 "0008|0018": f"{uid}.{k + 1}", "0028|1052": "0", "0028|1053": "1"}
         for key, value in tags.items():
@@ -144,7 +145,7 @@ def test_predict_on_a_dicom_folder_writes_nifti_on_the_regular_grid(tmp_path, ti
     from ich_infer.predict import predict_folder
 
     shutil.copytree(GE_DICOM, tmp_path / "in" / "ge")
-    report = predict_folder(tmp_path / "in", tmp_path / "out", tiny_weights, "cpu")
+    report = predict_folder(tmp_path / "in", tmp_path / "out", weights=tiny_weights, device="cpu", dicom_seg=True)
     assert not report.failed
     mask = sitk.ReadImage(str(tmp_path / "out" / "ge.nii.gz"))
     [(_, image, _)] = read_dicom(GE_DICOM)
@@ -154,3 +155,7 @@ def test_predict_on_a_dicom_folder_writes_nifti_on_the_regular_grid(tmp_path, ti
     np.testing.assert_allclose(mask.GetDirection(), image.GetDirection(), atol=1e-5)
     case = json.loads((tmp_path / "out" / "report.json").read_text())["cases"][0]
     assert case["case"] == "ge" and case["read"]["dicom_grid"]["tilt_degrees"] == pytest.approx(18.5, abs=0.05)
+    import highdicom as hd
+
+    seg = hd.seg.segread(case["read"]["dicom_seg"])  # one frame per acquired slice, not per grid plane
+    assert int(seg.NumberOfFrames) == case["read"]["dicom_grid"]["slices"] == 28

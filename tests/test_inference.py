@@ -135,7 +135,7 @@ def test_predict_folder_geometry_reports_and_errors(tmp_path, tiny_weights, phan
     _write_case(inp, "stored.nii.gz", phantoms[2])
     (inp / "broken.nii.gz").write_bytes(b"\x1f\x8b\x08 definitely not gzip")
     before = {p.name: p.read_bytes() for p in inp.iterdir()}
-    report = predict_folder(inp, out, tiny_weights, "cpu", qc=True, echo=lambda s: None)
+    report = predict_folder(inp, out, weights=tiny_weights, device="cpu", qc=True, echo=lambda s: None)
     assert {p.name: p.read_bytes() for p in inp.iterdir()} == before  # inputs untouched
     assert [c.case for c in report.failed] == ["broken"]
     assert "broken.nii.gz" in report.failed[0].error
@@ -156,12 +156,12 @@ def test_predict_folder_geometry_reports_and_errors(tmp_path, tiny_weights, phan
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
     # a re-run skips finished cases; --overwrite redoes them, telling progress hooks of each case and tile
-    again = predict_folder(inp, out, tiny_weights, "cpu", echo=lambda s: None)
+    again = predict_folder(inp, out, weights=tiny_weights, device="cpu", echo=lambda s: None)
     assert sorted(c.status for c in again.cases) == ["error", "skipped", "skipped", "skipped"]
     cases, tiles = [], []
     hooks = Progress(lambda s: None, lambda done, total, name: cases.append((done, total, name)),
                      lambda done, total: tiles.append((done, total)))
-    redo = predict_folder(inp, out, tiny_weights, "cpu", overwrite=True, echo=hooks)
+    redo = predict_folder(inp, out, weights=tiny_weights, device="cpu", overwrite=True, echo=hooks)
     assert sorted(c.status for c in redo.cases) == ["error", "ok", "ok", "ok"]
     assert [(d, t) for d, t, _ in cases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
     assert tiles and all(0 < d <= t for d, t in tiles) and any(d == t for d, t in tiles)

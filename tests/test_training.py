@@ -331,7 +331,7 @@ def test_smoke_weights_drive_ichseg_predict(tmp_path, smoke_data, smoke_weights)
     scans.mkdir()
     for image in sorted((smoke_data / "images").iterdir())[:2]:
         shutil.copy(image, scans / image.name)
-    report = predict_folder(scans, tmp_path / "pred", smoke_weights, "cpu", echo=lambda s: None)
+    report = predict_folder(scans, tmp_path / "pred", weights=smoke_weights, device="cpu", echo=lambda s: None)
     assert not report.failed and len(report.cases) == 2
     assert all((tmp_path / "pred" / image.name).is_file() for image in scans.iterdir())
 

@@ -27,8 +27,16 @@ from ich_infer.config import PreprocessConfig
 from ich_infer.io import Geometry, atomic_write_text, read_image, write_image
 from ich_infer.preprocess import preprocess
 
-from .real_heads import (Lesion, available_heads, extra_axial, intraparenchymal, intraventricular, paste,
-                         skull_stripped, subarachnoid)
+from .real_heads import (
+    Lesion,
+    available_heads,
+    extra_axial,
+    intraparenchymal,
+    intraventricular,
+    paste,
+    skull_stripped,
+    subarachnoid,
+)
 
 SUBTYPE_WEIGHTS = {"SDH": 0.35, "SAH": 0.2, "IPH": 0.2, "IVH": 0.1, "EDH": 0.15}
 STRIPPED_SHARE = 0.25  # of the lesion cases, handed over skull-stripped

@@ -1,0 +1,114 @@
+"""DICOM SEG output for DICOM input: the mask as a binary segmentation that references its source series.
+
+The mask is computed on the regular grid the series was resampled to (``dicom_series``). A PACS viewer
+overlays a SEG frame on the source slice it references, so every frame is the mask sampled at that
+slice's own pixel centres (nearest neighbour): on a gantry-tilted series each frame lies on its tilted,
+shifted slice, not on the regular grid. Written with highdicom; the segment is coded as SNOMED CT
+1386000 "Intracranial hemorrhage" in the category 49755003 "Morphologically abnormal structure".
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from . import __version__
+from .dicom_series import DicomSlice, series_in, stack_geometry
+from .errors import IchsegError
+from .io import Geometry
+
+SEGMENT_LABEL = "Intracranial haemorrhage"
+# Type 2 attributes (present, may be empty) that the SEG copies from its source; anonymised series
+# often drop them altogether, which the standard does not allow in the SEG.
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+@contextmanager
+def source_slices(path: Path, series: str | None = None) -> Iterator[list[DicomSlice]]:
+    """The slices of the one series in a DICOM folder or zip (``series`` when it holds several), sorted
+    along their normal; a zip stays unpacked while the caller reads the files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = path
+        if path.is_file():
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(tmp)
+            folder = Path(tmp)
+        groups = series_in(folder)
+        if series is None and len(groups) != 1:
+            raise IchsegError(path, f"holds {len(groups)} series; name one")
+        slices = groups[series] if series is not None else next(iter(groups.values()))
+        yield stack_geometry(slices)[0]
+
+
+def mask_on_slice(mask: np.ndarray, geometry: Geometry, header: DicomSlice) -> np.ndarray:
+    """``mask`` (``(k, j, i)`` on ``geometry``) sampled at the pixel centres of one acquired slice,
+    as ``(rows, columns)``; outside the mask's grid it is 0."""
+    cols, rows = header.size
+    jj, ii = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    points = (header.position[None, None, :] + (ii * header.spacing[0])[..., None] * header.row
+              + (jj * header.spacing[1])[..., None] * header.col)
+    direction = np.asarray(geometry.direction, dtype=np.float64).reshape(3, 3)
+    index = (points - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)  # (i, j, k)
+    coords = [index[..., 2], index[..., 1], index[..., 0]]
+    return ndi.map_coordinates(mask.astype(np.uint8), coords, order=0, mode="constant", cval=0).astype(bool)
+
+
+def segmentation_frames(mask: np.ndarray, geometry: Geometry, slices: list[DicomSlice]) -> np.ndarray:
+    """One frame per source slice, in the order of ``slices``."""
+    return np.stack([mask_on_slice(mask, geometry, s) for s in slices])
+
+
+def write_dicom_seg(path: Path, mask: np.ndarray, geometry: Geometry, source: Path,
+                    series: str | None = None) -> Path:
+    """A DICOM SEG of ``mask`` referencing the series read from ``source``, written atomically."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    with source_slices(source, series) as slices:
+        frames = segmentation_frames(mask, geometry, slices)
+        datasets = [pydicom.dcmread(s.path, stop_before_pixels=True) for s in slices]
+    for dataset in datasets:
+        for keyword in TYPE2_COPIED:
+            if keyword not in dataset:
+                setattr(dataset, keyword, "")
+    description = hd.seg.SegmentDescription(
+        segment_number=1, segment_label=SEGMENT_LABEL,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.IntracranialHemorrhage,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="ichseg", version=__version__, family=codes.cid7162.ArtificialIntelligence))
+    with warnings.catch_warnings():
+        # An anonymised PatientName such as "REMOVED" is copied as it is; highdicom's advice on
+        # person-name format is for whoever wrote the source, not for this run's user.
+        warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+        try:
+            seg = hd.seg.Segmentation(
+                source_images=datasets, pixel_array=frames.astype(np.uint8),
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=[description],
+                series_instance_uid=hd.UID(), series_number=int(getattr(datasets[0], "SeriesNumber", 0) or 0) + 9000,
+                sop_instance_uid=hd.UID(), instance_number=1, manufacturer="ichseg",
+                manufacturer_model_name="ichseg", software_versions=__version__, device_serial_number="none",
+                series_description="ichseg haemorrhage", omit_empty_frames=False)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise IchsegError(source, f"cannot build a DICOM SEG from this series: {exc}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        seg.save_as(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
