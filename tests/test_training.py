@@ -8,7 +8,7 @@ from ich_infer.errors import IchsegError
 from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
-from training.cv import dataset_folds, discover_datasets, split_folds, train_val_split
+from training.cv import CvOptions, dataset_folds, discover_datasets, split_folds, train_val_split
 from training.cv import main as cv_main
 from training.cv import run as cv_run
 from training.data import CaseArrays, describe_data, discover
@@ -300,8 +300,6 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data, shared
     uninterrupted one mined and end with the same weights."""
     from dataclasses import replace
 
-    from safetensors.torch import load_file
-
     def config(epochs: int):
         path = tmp_path / f"mined_{epochs}.json"
         mined = replace(CONFIGS["smoke"], max_epochs=epochs, mined_negative_fraction=0.25)
@@ -315,10 +313,11 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data, shared
     assert cv_main([*common, "--out", str(tmp_path / "a"), "--config", config(2)]) == 0
     assert cv_main([*common, "--out", str(tmp_path / "b"), "--config", config(1)]) == 0
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
-    done = cv_run(smoke_data, tmp_path / "b", load_config(config(2)), [0], torch.device("cpu"), True, echo=lines.append)
+    options = CvOptions(folds=[0], device=torch.device("cpu"), resume=True, echo=lines.append)
+    done = cv_run(smoke_data, tmp_path / "b", load_config(config(2)), options)
     assert done == {"missing_folds": [1]}
     assert any(line.startswith("fold 0 epoch 1: mined ") and "false-positive voxels" in line for line in lines)
-    a, b = (load_file(str(tmp_path / d / "work" / "fold_0_last.safetensors")) for d in "ab")
+    a, b = (torch.load(tmp_path / d / "work" / "fold_0_last.pt", weights_only=True)["model"] for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
