@@ -23,12 +23,12 @@ def test_brain_mask_on_phantoms(phantoms):
         assert _dice(brain, truth["intracranial"]) >= 0.95
         if ph.label.any():
             inside = (ph.label.astype(bool) & brain).sum() / ph.label.sum()
-            # >= 99 %: since generator v2, blood may lie between skull-base spurs, where the
+            # >= 99 %: blood may lie between skull-base spurs, where the
             # opening that separates brain from scalp trims a few partial-volume voxels.
             assert inside >= 0.99
         assert not (brain & truth["holder"]).any()
         # No bone-dense voxel of the skull or skull base is left in the brain. Small intracranial
-        # calcifications (v3: carotid siphons, 150-450 HU) read 140-200 HU after 5 mm averaging,
+        # calcifications (carotid siphons, 150-450 HU) read 140-200 HU after 5 mm averaging,
         # under the rim limit that lets the mask take in blood against bone, and stay inside it.
         assert not (brain & truth["bone"] & (ph.image >= CFG.rim_high_hu)).any()
         # The head mask keeps at most the pad's last few mm against the scalp (the dilation that
@@ -145,7 +145,7 @@ def test_working_grid_is_the_same_for_a_scan_in_memory_and_read_back_from_nifti(
 def test_hu_normalisation_ignores_bone_in_the_mask(centre):
     """A brain mask that swallowed skull-base bone must not change what a clot looks like: adding 5 %
     bone-valued voxels moves a 65 HU voxel by < 0.05 in HU mode; the paper's per-image statistics
-    move it by far more (the 32 mL haematoma that release 10 missed)."""
+    move it by far more (enough to hide a 32 mL haematoma on a real scan)."""
     rng = np.random.default_rng(0)
     brain_hu = rng.normal(32, 8, 20000).astype(np.float32)
     brain_hu[0] = 65.0

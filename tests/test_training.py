@@ -101,7 +101,7 @@ def test_sampling_takes_its_share_from_mined_negatives_and_nothing_when_none():
 def test_mining_reads_the_model_without_disturbing_its_training():
     from ich_infer.model import SEUNet3D
 
-    cfg = CONFIGS["cpu_finetune_mined"]
+    cfg = CONFIGS["cpu_hu"]
     model = SEUNet3D(cfg.ich.model).train()
     with torch.no_grad():  # a last layer that answers "blood" everywhere: every far brain voxel is mined
         model.head.weight.zero_()

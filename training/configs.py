@@ -91,22 +91,14 @@ CONFIGS: dict[str, TrainConfig] = {
     # The authors' published code variants.
     "authors": _with(PAPER, preprocess={"normalization": "volume"}, model={"downsample": "conv", "skip": "add"}),
     "cpu": CPU,
-    # Fine-tuning a released cpu ensemble on new phantoms (python -m training.cv --init ...); three
-    # epochs fit 100 phantoms into about an hour of a 2-core CPU, and fine-tunes keep epoch 1-4 as best.
-    "cpu_finetune": replace(CPU, max_epochs=5),
-    "cpu_finetune_3": replace(CPU, max_epochs=3),
-    # Fine-tuning with a share of the centres on the model's own false-positive islands, mined afresh
-    # each epoch and taken from the uniform brain share; the light share keeps more lesion borders.
-    "cpu_finetune_mined": replace(CPU, max_epochs=3, mined_negative_fraction=0.25),
-    "cpu_finetune_mined_light": replace(CPU, max_epochs=3, mined_negative_fraction=0.125),
-    # The shipped recipe: normalisation anchored in Hounsfield units (bone that the brain mask takes in
-    # at the skull base or vertex cannot move it), fine-tuned from the previous release on INSTANCE-like
-    # and varied-acquisition phantoms together, with a share of centres on the model's own false alarms.
+    # Normalisation anchored in Hounsfield units (bone that the brain mask takes in at the skull base
+    # or vertex cannot move it), fine-tuned from a cpu ensemble on phantoms, with an eighth of the
+    # centres on the model's own false alarms (training.mining).
     "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, patches_per_image=48,
                       mined_negative_fraction=0.125),
-    # The shipped recipe with real heads in the data (training.real_head_cases): one epoch from the
-    # HU-anchored ensemble, so three ensembles (one per held-out head, and the shipped one on both)
-    # fit a session of a 2-core CPU.
+    # The shipped recipe: the same, for one epoch, with real-head cases (training.real_head_cases) in
+    # the data; one epoch lets three ensembles (one per held-out head, and the shipped one on both)
+    # train in one session of a 2-core CPU.
     "cpu_hu_real": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=1, patches_per_image=48,
                            mined_negative_fraction=0.125),
     # CI: tiny and fast, still the whole pipeline.

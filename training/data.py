@@ -120,6 +120,6 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
         versions = sorted({e["generator_version"] for e in entries})
         seeds = sorted({e["seed"] // CASE_SEED_STRIDE for e in entries})
         return (f"{len(cases)} synthetic phantoms from ichseg's phantom generator "
-                f"v{'/'.join(map(str, versions))} (training/phantom.py, dataset seed "
+                f"v{'/'.join(map(str, versions))} (training/phantom, dataset seed "
                 f"{', '.join(map(str, seeds))}); NOT INSTANCE 2022 and no patient data")
     return f"{len(cases)} cases from {Path(data_dir).name}/"
