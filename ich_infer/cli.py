@@ -130,6 +130,29 @@ def train(ctx: typer.Context) -> None:
         raise typer.Exit(code)
 
 
+@app.command("tune-postprocess")
+def tune_postprocess(
+    weights: Path = typer.Argument(..., help="Weights folder written by training (with cv_report.csv).",
+                                   **EXISTING_DIR),
+    data: list[Path] = typer.Option(..., "--data", help="The data folders it was cross-validated on (repeat)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Probability cache (default: WEIGHTS/"
+                                         "postprocess_cache)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the choice; leave the manifest alone."),
+) -> None:
+    """Choose threshold and component rule on the cross-validation, as nnU-Net does, into the manifest."""
+    from training.postprocess_selection import tune
+
+    try:
+        record = tune(weights, data, cache, apply=not dry_run, echo=typer.echo)
+    except IchsegError as exc:
+        _fail(str(exc))
+    before, chosen = record["before"], record["chosen"]
+    typer.echo(f"{record['cases']} cases: threshold {before['threshold']}, fraction "
+               f"{before['min_component_fraction']} (Dice {before['mean_dice']}) -> threshold {chosen['threshold']}, "
+               f"fraction {chosen['min_component_fraction']} (Dice {chosen['mean_dice']})"
+               + (" [dry run]" if dry_run else f"; written to {weights / 'manifest.json'}"))
+
+
 @app.command("preprocess")
 def preprocess_cmd(
     input_dir: Path = typer.Argument(..., help="Folder of scans.", **EXISTING_DIR),

@@ -364,3 +364,33 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke
     other.write_text(json.dumps(load_config("cpu").to_dict()))
     assert cv_main([*common[:2], "--config", str(other), "--device", "cpu", "--out", str(tmp_path / "x"),
                     "--init", str(released)]) == 1  # a different architecture is refused, not half-loaded
+
+
+def test_tune_postprocess_uses_each_cases_held_out_fold_and_writes_the_manifest(tmp_path, smoke_data, smoke_weights):
+    import csv
+    import shutil
+
+    from ich_infer.io import read_image
+    from ich_infer.predict import native_probabilities
+    from ich_infer.weights import Ensemble
+    from training.postprocess_selection import Grid, tune
+
+    weights = tmp_path / "weights"
+    shutil.copytree(smoke_weights, weights, ignore=shutil.ignore_patterns("work"))
+    folds = {row["case"]: int(row["fold"]) for row in csv.DictReader((weights / "cv_report.csv").open())}
+    record = tune(weights, [smoke_data], tmp_path / "cache", Grid(thresholds=(0.3, 0.5), fractions=(0.1,)),
+                  echo=lambda s: None)
+    assert record["cases"] == len(folds) == 6
+    ensemble = load_weights(weights)  # still loads: sha256 of the folds unchanged, config valid
+    case = sorted(folds)[0]
+    with np.load(tmp_path / "cache" / f"{case}.npz") as cached:
+        assert int(cached["fold"]) == folds[case]
+        volume, geometry = read_image(smoke_data / "images" / f"{case}.nii.gz")
+        own = Ensemble(ensemble.config, [ensemble.models[folds[case]]])
+        other = Ensemble(ensemble.config, [ensemble.models[1 - folds[case]]])
+        assert np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, own)[0] * 255))
+        assert not np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, other)[0] * 255))
+    chosen = record["chosen"]
+    assert ensemble.config.inference.threshold == chosen["threshold"]
+    assert ensemble.manifest["postprocessing_selection"]["chosen"] == chosen
+    assert chosen["mean_dice"] >= record["before"]["mean_dice"]

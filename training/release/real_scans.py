@@ -7,8 +7,8 @@ Per head, with weights that never saw it (the head must not be listed in the man
   - haemorrhage of every subtype, a thin subdural and the BLAST-CT real lesion shape pasted into it:
     Dice and whether it was found at all.
 
-    python benchmarks/real_scans.py [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
-    python benchmarks/real_scans.py --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
+    python -m training.release.real_scans [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
+    python -m training.release.real_scans --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
 
 ``--holdout NAME=DIR`` segments head NAME with DIR (leave-one-head-out ensembles); ``--override``
 changes a preprocessing field of the weights' config (JSON value), to measure a candidate before it
@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import table
 
 from ich_infer.config import PreprocessConfig
 from ich_infer.errors import IchsegError
@@ -33,6 +32,8 @@ from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.preprocess import preprocess
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
 from training.real_heads import available_heads, lesions_for, paste, skull_stripped, windowed
+
+from .tables import table
 
 
 def load(folder: Path, overrides: dict) -> Ensemble:

@@ -7,7 +7,7 @@ Only cases in both are compared, so one release's report can be held against ano
 cases neither fold model saw. With ``--cases`` (phantom ``cases.json`` files) it also splits by
 haemorrhage subtype.
 
-    python benchmarks/paired.py runs/r4_v3.csv runs/r5_v3.csv --cases runs/phantoms_v3/cases.json
+    python -m training.release.paired runs/r4_v3.csv runs/r5_v3.csv --cases runs/phantoms_v3/cases.json
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from common import lesion_types, table
 
 from training.phantom import SUBTYPES
+
+from .tables import lesion_types, table
 
 
 def read_cases(path: Path, column: str = "dice") -> dict[str, tuple[float, float]]:

@@ -6,7 +6,7 @@ about it. This prints, for the upper 40 % of the brain's slices, the median and 
 of brain-mask voxels (lesion voxels excluded) in bands of in-plane distance from the mask edge, for
 every real head in ../shared/data on its own grid and for ``--n`` phantoms of each acquisition.
 
-    python benchmarks/edge_profile.py [--n 8] [--seed 0]
+    python -m training.release.edge_profile [--n 8] [--seed 0]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import table
 from scipy import ndimage as ndi
 
 from ich_infer.config import PreprocessConfig
@@ -22,6 +21,8 @@ from ich_infer.io import read_image
 from ich_infer.preprocess import preprocess
 from training.phantom import GENERATOR_VERSION, PhantomSettings, generate
 from training.real_heads import available_heads
+
+from .tables import table
 
 BANDS_MM = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, np.inf)
 

@@ -1,6 +1,6 @@
 """Markdown tables of a cross-validation report: per fold, overall, and by haemorrhage subtype.
 
-    python benchmarks/cv_table.py weights/cv_report.csv [--cases runs/phantoms/cases.json ...]
+    python -m training.release.cv_table weights/cv_report.csv [--cases runs/phantoms/cases.json ...]
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from common import lesion_types
 
 from training.phantom import SUBTYPES
+
+from .tables import lesion_types
 
 
 def _mean_std(values: list[float]) -> str:

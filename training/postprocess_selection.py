@@ -1,0 +1,127 @@
+"""Choose the post-processing on cross-validation predictions and write it into the manifest.
+
+nnU-Net's ``determine_postprocessing``, for this product's rule (threshold, then removal of
+components below a fraction of the largest, then the never-empty rule). Every case of the weights'
+``cv_report.csv`` is segmented by the one fold model that held it out (the report's ``fold`` column
+says which, so weights trained on several data folders never score a model on its own training
+cases). Its probability on the scan's grid is cached once; then every candidate setting is scored by
+the product's own ``postprocess`` on all cases. The best mean Dice wins, but only if it beats the
+manifest's current setting by more than ``min_gain``: a setting does not move for noise.
+
+    ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ich_infer.config import InferenceConfig
+from ich_infer.errors import IchsegError
+from ich_infer.io import atomic_write_text, read_image, read_mask
+from ich_infer.metrics import dice
+from ich_infer.postprocess import postprocess
+from ich_infer.predict import native_probabilities
+from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
+
+from .data import Case, discover
+
+
+@dataclass(frozen=True)
+class Grid:
+    thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+    fractions: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    min_gain: float = 0.005  # mean Dice a candidate must add over the current setting
+
+
+@dataclass
+class CachedCase:
+    case: str
+    fold: int
+    prob: np.ndarray  # native grid, float32
+    brain: np.ndarray
+    label: np.ndarray
+
+
+def folds_of(report: Path) -> dict[str, int]:
+    """case -> the fold that held it out, from ``cv_report.csv``."""
+    if not report.is_file():
+        raise IchsegError(report, "no cross-validation report: these weights were not made by training.cv")
+    return {row["case"]: int(row["fold"]) for row in csv.DictReader(report.open())}
+
+
+def locate(folders: list[Path], names: set[str]) -> dict[str, Case]:
+    """The named cases in the data folders; every case of the report must be found."""
+    found = {case.case: case for folder in folders for case in discover(folder) if case.case in names}
+    missing = sorted(names - set(found))
+    if missing:
+        raise IchsegError(folders[0], f"{len(missing)} case(s) of the report are in no --data folder "
+                                      f"(first: {missing[0]})")
+    return found
+
+
+def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[str, int], cache: Path,
+                        echo=print) -> list[CachedCase]:
+    """Each case's probability from its own held-out fold model, cached as ``<case>.npz`` (uint8 /255)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in sorted(cases):
+        fold, path = folds[name], cache / f"{name}.npz"
+        if not path.is_file():
+            volume, geometry = read_image(cases[name].image)
+            model = Ensemble(ensemble.config, [ensemble.models[fold]])
+            prob, pre = native_probabilities(volume, geometry, model)
+            label, _ = read_mask(cases[name].label)
+            tmp = path.with_name(f".{path.stem}.tmp.npz")
+            np.savez_compressed(tmp, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
+                                label=label.astype(bool), fold=fold)
+            tmp.replace(path)
+            echo(f"fold {fold} {name}: cached")
+        with np.load(path) as z:
+            out.append(CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"]))
+    return out
+
+
+def mean_dice(cases: list[CachedCase], inference: InferenceConfig) -> float:
+    """Mean Dice over all cases of the product's post-processing with ``inference`` (empty vs empty = 1)."""
+    return float(np.mean([dice(c.label, postprocess(c.prob, c.brain, inference)[0]) for c in cases]))
+
+
+def select(cases: list[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> tuple[InferenceConfig, list]:
+    """The chosen setting and every candidate's (threshold, fraction, mean Dice), best first."""
+    rows = [(t, f, mean_dice(cases, replace(current, threshold=t, min_component_fraction=f)))
+            for t in grid.thresholds for f in grid.fractions]
+    rows.sort(key=lambda r: -r[2])
+    baseline = mean_dice(cases, current)
+    best = rows[0]
+    if best[2] > baseline + grid.min_gain:
+        return replace(current, threshold=best[0], min_component_fraction=best[1]), rows
+    return current, rows
+
+
+def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid = Grid(), apply: bool = True,
+         echo=print) -> dict:
+    """Select on the weights' own cross-validation and, with ``apply``, write the choice into the manifest."""
+    ensemble = load_weights(weights)
+    folds = folds_of(weights / "cv_report.csv")
+    cases = cache_probabilities(ensemble, locate(data, set(folds)), folds, cache or weights / "postprocess_cache", echo)
+    current = ensemble.config.inference
+    chosen, rows = select(cases, current, grid)
+    record = {"cases": len(cases), "objective": "mean Dice over all cross-validation cases, held-out fold models",
+              "before": {"threshold": current.threshold, "min_component_fraction": current.min_component_fraction,
+                         "mean_dice": round(mean_dice(cases, current), 4)},
+              "chosen": {"threshold": chosen.threshold, "min_component_fraction": chosen.min_component_fraction,
+                         "mean_dice": round(mean_dice(cases, chosen), 4)},
+              "min_gain": grid.min_gain, "grid": asdict(grid),
+              "top": [{"threshold": t, "min_component_fraction": f, "mean_dice": round(d, 4)} for t, f, d in rows[:5]]}
+    if apply:
+        manifest = read_manifest(weights)
+        manifest["config"]["inference"].update(threshold=chosen.threshold,
+                                                min_component_fraction=chosen.min_component_fraction)
+        manifest["postprocessing_selection"] = record
+        atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return record
