@@ -25,7 +25,7 @@ CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STR
 KERNEL_SIGMA_MM = (0.3, 0.9)
 # Older scanners, thick tilted slices and a converter's tilt correction smear the skull 2-3 mm into
 # the brain: the GE trauma head reads 71 HU at 1-2 mm inside its brain mask and 52 HU at 2-3 mm,
-# where kernels of 0.3-0.9 mm give 23-46 and 27-35 (benchmarks/edge_profile.py).
+# where kernels of 0.3-0.9 mm give 23-46 and 27-35 (python -m training.release.edge_profile).
 VARIED_KERNEL_SIGMA_MM = (0.6, 3.0)
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
 
