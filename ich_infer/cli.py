@@ -28,10 +28,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+STATE = {"quiet": False}  # global options, set by the callback before any command runs
+
+
 @app.callback()
 def main(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")) -> None:
+                                                help="Print the version and exit."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (it is off anyway when "
+                                    "output is not a terminal).")) -> None:
     """Segment haemorrhage, evaluate against references, make phantoms, inspect preprocessing."""
+    STATE["quiet"] = quiet
 
 
 @app.command()
@@ -47,8 +53,6 @@ def predict(
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="For DICOM input, also write <case>.seg.dcm "
                                    "(DICOM SEG referencing the source series)."),
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips (4x slower)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (it is off anyway when "
-                               "output is not a terminal)."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
     from .predict import RunOptions, predict_folder
@@ -56,7 +60,7 @@ def predict(
 
     options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg)
     try:
-        with progress_hooks(typer.echo, enabled=not quiet) as hooks:
+        with progress_hooks(typer.echo, enabled=not STATE["quiet"]) as hooks:
             report = predict_folder(input_dir, output, options, echo=hooks)
     except IchsegError as exc:
         _fail(str(exc))

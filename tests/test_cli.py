@@ -24,7 +24,7 @@ def test_version_and_help():
 
 
 def test_console_script_runs():
-    result = subprocess.run([sys.executable, "-m", "ich_infer", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "ich_infer", "--help"], capture_output=True, encoding="utf-8")
     assert result.returncode == 0 and "predict" in result.stdout
 
 

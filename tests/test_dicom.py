@@ -1,6 +1,7 @@
 """DICOM series in: tilted, reversed, uneven, several per folder, broken ones refused in one line."""
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -21,9 +22,26 @@ def field(points: np.ndarray) -> np.ndarray:
     return 20 + 0.8 * points[..., 0] - 0.5 * points[..., 1] + 1.5 * points[..., 2]
 
 
-def write_series(folder, tilt_deg=20.0, steps=(4.0,) * 6, n=32, pixel=1.0, uid="1.2.3.4", orientation=None,
-                 names=None, image_type="ORIGINAL\\PRIMARY\\AXIAL", thickness=4.0):
+@dataclass(frozen=True)
+class Series:
+    """A synthetic series: gantry tilt, steps between slice positions, matrix, pixel size, UID, ..."""
+
+    tilt_deg: float = 20.0
+    steps: tuple = (4.0,) * 6
+    n: int = 32
+    pixel: float = 1.0
+    uid: str = "1.2.3.4"
+    orientation: tuple | None = None
+    names: list | None = None
+    image_type: str = "ORIGINAL\\PRIMARY\\AXIAL"
+    thickness: float = 4.0
+
+
+def write_series(folder, **fields):
     """Slices of ``field`` as a gantry-tilted scanner stores them: tilted planes stepping along z."""
+    spec = Series(**fields)
+    tilt_deg, steps, n, pixel, uid = spec.tilt_deg, spec.steps, spec.n, spec.pixel, spec.uid
+    orientation, names, image_type, thickness = spec.orientation, spec.names, spec.image_type, spec.thickness
     folder.mkdir(parents=True, exist_ok=True)
     t = np.radians(tilt_deg)
     row, col = np.array([1.0, 0, 0]), np.array([0, np.cos(t), -np.sin(t)])
