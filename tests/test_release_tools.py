@@ -52,3 +52,19 @@ def test_selection_moves_the_threshold_only_when_it_pays():
     # nothing to gain: the current setting stays, whatever the order of the grid
     same, _ = select(cases, replace(current, threshold=0.6), Grid(thresholds=(0.6, 0.61), fractions=(0.0,)))
     assert same.threshold == 0.6
+
+
+def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
+    from ich_infer.config import IchConfig
+    from ich_infer.weights import Ensemble
+    from training.release.real_scans import seen_heads, summarise
+
+    assert seen_heads(Ensemble(IchConfig(), [], {"training": {"real_heads": ["invesalius"]}})) == {"invesalius"}
+    assert seen_heads(Ensemble(IchConfig(), [], {})) == set()
+    rows = [{"head": "h", "case": "unaltered", "kind": "full_head", "pred_ml": 1.5, "dice": None},
+            {"head": "h", "case": "skull-stripped (0 background)", "kind": "skull_stripped", "pred_ml": 0.25,
+             "dice": None},
+            {"head": "h", "case": "windowed 0-100 HU", "kind": "refused", "pred_ml": None, "dice": None},
+            {"head": "h", "case": "pasted IPH", "kind": "full_head", "pred_ml": 20.0, "dice": 0.9, "found": True},
+            {"head": "h", "case": "pasted SAH", "kind": "full_head", "pred_ml": 0.0, "dice": 0.0, "found": False}]
+    assert summarise(rows) == [("h", "1.50", "0.25", "refused", "0.450", "1/2")]
