@@ -3,7 +3,9 @@
 - phantom_montage.png: middle lesion slices of 8 phantoms with label contours;
 - phantom_vs_real.png: the real InVesalius head CT beside a phantom, same window;
 - brain_masks.png: skull-stripping outlines on every real head in ../shared/data, vertex to skull
-  base (skipped when that folder is absent).
+  base (skipped when that folder is absent);
+- qc_montage.png: the QC montage ``ichseg predict --qc`` writes for the sample scan with the largest
+  haemorrhage, with the bundled weights.
 
 ``python docs/make_figures.py brain_masks`` makes one of them.
 """
@@ -102,8 +104,20 @@ def brain_masks(tile: int = 180, columns: int = 8) -> None:
         Image.fromarray(np.concatenate(blocks, axis=0)).save(DOCS / "brain_masks.png", optimize=True)
 
 
+def qc_montage() -> None:
+    import shutil
+    import tempfile
+
+    from ich_infer.predict import predict_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = predict_folder(DOCS.parent / "test_data" / "images", Path(tmp), device="cpu", qc=True)
+        largest = max((c for c in report.cases if c.status == "ok"), key=lambda c: c.volume_ml)
+        shutil.copy(Path(tmp) / "qc" / f"{largest.case}.png", DOCS / "qc_montage.png")
+
+
 if __name__ == "__main__":
     import sys
 
-    for figure in sys.argv[1:] or ["montage", "real_vs_phantom", "brain_masks"]:
+    for figure in sys.argv[1:] or ["montage", "real_vs_phantom", "brain_masks", "qc_montage"]:
         globals()[figure]()

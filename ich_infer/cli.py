@@ -12,7 +12,8 @@ from . import __version__
 from .errors import IchsegError, about
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Intracranial haemorrhage segmentation in non-contrast head CT (NIfTI in, masks out).")
+                  help="Intracranial haemorrhage segmentation in non-contrast head CT (NIfTI, MHA, NRRD or DICOM in; "
+                  "masks out).")
 
 EXISTING_DIR = dict(exists=True, file_okay=False, dir_okay=True, readable=True, resolve_path=True)
 
