@@ -102,12 +102,13 @@ def main() -> None:
     parser.add_argument("--holdout", action="append", default=[], help="NAME=DIR: weights for one head")
     parser.add_argument("--override", action="append", default=[], help="preprocessing FIELD=JSON")
     parser.add_argument("--no-lesions", action="store_true", help="only the unaltered head and its variants")
+    parser.add_argument("--heads", nargs="+", default=None, help="only these heads (default: every one found)")
     parser.add_argument("--json", type=Path, default=None, help="also write every row here")
     args = parser.parse_args()
     overrides = {k: (tuple(v) if isinstance(v, list) else v)
                  for k, v in (((kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])) for kv in args.override))}
     per_head = dict(kv.split("=", 1) for kv in args.holdout)
-    heads = available_heads()
+    heads = {name: path for name, path in available_heads().items() if args.heads is None or name in args.heads}
     if not heads:
         print("skipped: no real heads under ../shared/data")
         return
