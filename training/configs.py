@@ -91,16 +91,11 @@ CONFIGS: dict[str, TrainConfig] = {
     # The authors' published code variants.
     "authors": _with(PAPER, preprocess={"normalization": "volume"}, model={"downsample": "conv", "skip": "add"}),
     "cpu": CPU,
-    # Normalisation anchored in Hounsfield units (bone that the brain mask takes in at the skull base
-    # or vertex cannot move it), fine-tuned from a cpu ensemble on phantoms, with an eighth of the
-    # centres on the model's own false alarms (training.mining).
+    # The shipped recipe: normalisation anchored in Hounsfield units (bone that the brain mask takes in
+    # at the skull base or vertex cannot move it), fine-tuned from a cpu ensemble on phantoms, with an
+    # eighth of the centres on the model's own false alarms (training.mining).
     "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, patches_per_image=48,
                       mined_negative_fraction=0.125),
-    # The shipped recipe: the same, for one epoch, with real-head cases (training.real_head_cases) in
-    # the data; one epoch lets three ensembles (one per held-out head, and the shipped one on both)
-    # train in one session of a 2-core CPU.
-    "cpu_hu_real": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=1, patches_per_image=48,
-                           mined_negative_fraction=0.125),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},
