@@ -66,5 +66,7 @@ def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
              "dice": None},
             {"head": "h", "case": "windowed 0-100 HU", "kind": "refused", "pred_ml": None, "dice": None},
             {"head": "h", "case": "pasted IPH", "kind": "full_head", "pred_ml": 20.0, "dice": 0.9, "found": True},
-            {"head": "h", "case": "pasted SAH", "kind": "full_head", "pred_ml": 0.0, "dice": 0.0, "found": False}]
-    assert summarise(rows) == [("h", "1.50", "0.25", "refused", "0.450", "1/2")]
+            {"head": "h", "case": "pasted SAH", "kind": "full_head", "pred_ml": 0.0, "dice": 0.0, "found": False},
+            {"head": "h", "case": "stripped, pasted IPH", "kind": "skull_stripped", "pred_ml": 19.0, "dice": 0.8,
+             "found": True}]
+    assert summarise(rows) == [("h", "1.50", "0.25", "refused", "0.450", "1/2", "0.800")]

@@ -5,7 +5,8 @@ Per head, with weights that never saw it (the head must not be listed in the man
   - the unaltered head: every voxel called blood is a false positive;
   - the same head skull-stripped (brain on a 0 background) and windowed (values outside 0-100 HU set to 0);
   - haemorrhage of every subtype, a thin subdural and the BLAST-CT real lesion shape pasted into it:
-    Dice and whether it was found at all.
+    Dice and whether it was found at all;
+  - the pasted IPH and subdurals once more, skull-stripped (as research data sets ship haematomas).
 
     python -m training.release.real_scans [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
     python -m training.release.real_scans --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
@@ -34,6 +35,8 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
 from training.real_heads import available_heads, lesions_for, paste, skull_stripped, windowed
 
 from .tables import table
+
+STRIPPED_SUBTYPES = ("IPH", "SDH")  # convexity and deep haematomas, the two kinds stripped data sets hold
 
 
 def load(folder: Path, overrides: dict) -> Ensemble:
@@ -69,10 +72,18 @@ def evaluate_head(name: str, path: Path, ensemble: Ensemble, lesions: bool = Tru
             {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)}]
     if lesions:
         rng = np.random.default_rng(1)
+        pasted = []
         for lesion in lesions_for(hu, brain, tuple(geometry.spacing[::-1])):
             label = lesion.blood >= 0.5
+            image = paste(hu, lesion, rng)
+            pasted.append((lesion, image, label))
             rows.append({"head": name, "case": f"pasted {lesion.name}",
-                         **run_case(paste(hu, lesion, rng), geometry, ensemble, label)})
+                         **run_case(image, geometry, ensemble, label)})
+        # Research data sets ship haematomas skull-stripped: the same lesions without the skull.
+        for lesion, image, label in pasted:
+            if lesion.subtype in STRIPPED_SUBTYPES:
+                rows.append({"head": name, "case": f"stripped, pasted {lesion.name}",
+                             **run_case(skull_stripped(image, brain), geometry, ensemble, label)})
     return rows
 
 
@@ -86,13 +97,15 @@ def summarise(rows: list[dict]) -> list[tuple]:
         mine = [r for r in rows if r["head"] == head]
         pasted = [r for r in mine if r["case"].startswith("pasted")]
         dice = [r["dice"] for r in pasted if r["dice"] is not None]
-        variants = {r["case"]: r for r in mine if not r["case"].startswith("pasted")}
+        stripped = [r["dice"] for r in mine if r["case"].startswith("stripped, pasted") and r["dice"] is not None]
+        variants = {r["case"]: r for r in mine if "pasted" not in r["case"]}
         out.append((head, fmt(variants["unaltered"]["pred_ml"]),
                     fmt(variants["skull-stripped (0 background)"]["pred_ml"]),
                     "refused" if variants["windowed 0-100 HU"]["kind"] == "refused"
                     else fmt(variants["windowed 0-100 HU"]["pred_ml"]),
                     fmt(float(np.mean(dice)) if dice else None, 3),
-                    f"{sum(not r.get('found', False) for r in pasted)}/{len(pasted)}"))
+                    f"{sum(not r.get('found', False) for r in pasted)}/{len(pasted)}",
+                    fmt(float(np.mean(stripped)) if stripped else None, 3)))
     return out
 
 
@@ -132,7 +145,7 @@ def main() -> None:
                 ("head", "case", "input kind", "true mL", "predicted mL", "Dice", "note")))
     print()
     print(table(summarise(rows), ("head", "false positive mL", "skull-stripped mL", "windowed", "pasted Dice",
-                                  "missed")))
+                                  "missed", "stripped pasted Dice")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
 
