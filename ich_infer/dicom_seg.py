@@ -9,7 +9,6 @@ shifted slice, not on the regular grid. Written with highdicom; the segment is c
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 import zipfile
@@ -23,7 +22,7 @@ from scipy import ndimage as ndi
 from . import __version__
 from .dicom_series import DicomSlice, series_in, stack_geometry
 from .errors import IchsegError
-from .io import Geometry
+from .io import Geometry, atomic_output
 
 SEGMENT_LABEL = "Intracranial haemorrhage"
 # Type 2 attributes (present, may be empty) that the SEG copies from its source; anonymised series
@@ -102,13 +101,6 @@ def write_dicom_seg(path: Path, mask: np.ndarray, geometry: Geometry, source: Pa
                 series_description="ichseg haemorrhage", omit_empty_frames=False)
         except (ValueError, AttributeError, TypeError) as exc:
             raise IchsegError(source, f"cannot build a DICOM SEG from this series: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         seg.save_as(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

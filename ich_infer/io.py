@@ -144,21 +144,13 @@ def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path
     path = Path(path)
     if tuple(array.shape[::-1]) != tuple(geometry.size):
         raise IchsegError(path, f"array shape {array.shape} does not match the grid size {geometry.size}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = next((s for s in IMAGE_SUFFIXES if path.name.lower().endswith(s)), path.suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, f".tmp{suffix}") as tmp:
         if _is_nifti(path) and geometry.nifti_header is not None:
             _write_nifti_with_header(tmp, array, geometry.nifti_header)
         else:
             image = geometry.apply(sitk.GetImageFromArray(np.ascontiguousarray(array)))
             sitk.WriteImage(image, tmp, useCompression=suffix.endswith(".gz"))
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -170,13 +162,26 @@ def write_mask(path: str | Path, mask: np.ndarray, geometry: Geometry) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write a small text file atomically, so a crash never leaves half a report."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.chmod(tmp, _file_mode())
-    os.replace(tmp, path)
     return path
+
+
+@contextmanager
+def atomic_output(path: Path, suffix: str = ".tmp") -> Iterator[str]:
+    """A temporary file name beside ``path`` for the block to write; renamed onto ``path`` (with the
+    folder's usual permissions) when the block succeeds, deleted when it fails. Its form,
+    ``.<name>.<8 random>.tmp...``, is what ``batch.remove_stale_temps`` clears after a killed run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check_nifti_complete(path: Path, header: Any) -> None:

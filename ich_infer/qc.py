@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
+from .io import atomic_output
+
 WINDOW = (0.0, 80.0)  # W80/L40
 MAX_LESION_SLICES = 12
 COLUMNS = 4
@@ -104,8 +106,6 @@ def qc_montage(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float
 def write_qc(path: Path, volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
              caption: QcCaption) -> Path:
     """The montage as PNG, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    qc_montage(volume, mask, spacing, caption).save(tmp, optimize=True)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        qc_montage(volume, mask, spacing, caption).save(tmp, format="PNG", optimize=True)
     return path

@@ -18,7 +18,7 @@ import numpy as np
 
 from ich_infer.config import PreprocessConfig
 from ich_infer.errors import IchsegError, about
-from ich_infer.io import case_id, list_images, read_image, read_mask
+from ich_infer.io import atomic_output, case_id, list_images, read_image, read_mask
 from ich_infer.preprocess import Preprocessed, preprocess
 from ich_infer.weights import sha256_of
 
@@ -96,11 +96,9 @@ def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) 
         pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
     arrays = CaseArrays(case.case, pre.image, pre.brain, training_target(label, pre), tuple(pre.spacing))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez(tmp, image=arrays.image, brain=arrays.brain, label=arrays.label,
-                 spacing=np.asarray(arrays.spacing))
-        tmp.replace(path)
+        with atomic_output(path, ".tmp.npz") as tmp:
+            np.savez(tmp, image=arrays.image, brain=arrays.brain, label=arrays.label,
+                     spacing=np.asarray(arrays.spacing))
     return arrays
 
 

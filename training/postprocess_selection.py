@@ -22,7 +22,7 @@ import numpy as np
 
 from ich_infer.config import InferenceConfig
 from ich_infer.errors import IchsegError
-from ich_infer.io import atomic_write_text, read_image, read_mask
+from ich_infer.io import atomic_output, atomic_write_text, read_image, read_mask
 from ich_infer.metrics import dice
 from ich_infer.postprocess import postprocess
 from ich_infer.predict import native_probabilities
@@ -76,10 +76,9 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
             model = Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model)
             label, _ = read_mask(cases[name].label)
-            tmp = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez_compressed(tmp, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
-                                label=label.astype(bool), fold=fold)
-            tmp.replace(path)
+            with atomic_output(path, ".tmp.npz") as tmp:
+                np.savez_compressed(tmp, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
+                                    label=label.astype(bool), fold=fold)
             echo(f"fold {fold} {name}: cached")
         with np.load(path) as z:
             out.append(CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"]))
