@@ -9,18 +9,16 @@ shifted slice, not on the regular grid. Written with highdicom; the segment is c
 
 from __future__ import annotations
 
-import tempfile
 import warnings
-import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from . import __version__
-from .dicom_series import DicomSlice, series_in, stack_geometry
+from .dicom_series import DicomSlice, chosen_series, stack_geometry, unpacked
 from .errors import IchsegError
 from .io import Geometry, atomic_output
 
@@ -35,17 +33,11 @@ TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "S
 def source_slices(path: Path, series: str | None = None) -> Iterator[list[DicomSlice]]:
     """The slices of the one series in a DICOM folder or zip (``series`` when it holds several), sorted
     along their normal; a zip stays unpacked while the caller reads the files."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = path
-        if path.is_file():
-            with zipfile.ZipFile(path) as archive:
-                archive.extractall(tmp)
-            folder = Path(tmp)
-        groups = series_in(folder)
-        if series is None and len(groups) != 1:
+    with unpacked(path) as folder:
+        groups = chosen_series(folder, path, series)
+        if len(groups) != 1:
             raise IchsegError(path, f"holds {len(groups)} series; name one")
-        slices = groups[series] if series is not None else next(iter(groups.values()))
-        yield stack_geometry(slices)[0]
+        yield stack_geometry(next(iter(groups.values())))[0]
 
 
 def mask_on_slice(mask: np.ndarray, geometry: Geometry, header: DicomSlice) -> np.ndarray:

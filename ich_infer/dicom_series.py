@@ -15,7 +15,10 @@ wider than 1.5 slice thicknesses (a missing slice). Pixel values get rescale slo
 
 from __future__ import annotations
 
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,31 +194,40 @@ def _place(pixels: np.ndarray, offset: np.ndarray, shape: tuple[int, int]) -> np
                                cval=AIR_FLOOR_HU)
 
 
+@contextmanager
+def unpacked(path: Path) -> Iterator[Path]:
+    """The folder of a DICOM folder input, or of a zip unpacked for as long as the block runs."""
+    if not path.is_file():
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(tmp)
+        except zipfile.BadZipFile:
+            raise IchsegError(path, "not a readable zip file") from None
+        yield Path(tmp)
+
+
+def chosen_series(folder: Path, where: Path, only: str | None = None) -> dict[str, list[DicomSlice]]:
+    """The series of ``folder`` by SeriesInstanceUID, or only ``only``; ``where`` names the input in errors."""
+    groups = series_in(folder)
+    if only is None:
+        return groups
+    if only not in groups:
+        raise IchsegError(where, f"holds no series {only}")
+    return {only: groups[only]}
+
+
 def read_dicom(path: Path, series: str | None = None) -> list[tuple[str, sitk.Image, SeriesGrid]]:
     """Every series (or only ``series``) in a folder or zip as (case id, image on a regular grid, what
     was done)."""
-    if path.is_file():
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    archive.extractall(tmp)
-            except zipfile.BadZipFile:
-                raise IchsegError(path, "not a readable zip file") from None
-            return _read_folder(Path(tmp), path, path.stem, series)
-    return _read_folder(path, path, path.name, series)
-
-
-def _read_folder(folder: Path, where: Path, name: str, only: str | None) -> list[tuple[str, sitk.Image, SeriesGrid]]:
-    groups = series_in(folder)
-    if only is not None:
-        if only not in groups:
-            raise IchsegError(where, f"holds no series {only}")
-        groups = {only: groups[only]}
-    out = []
-    for uid, slices in sorted(groups.items()):
-        case = name if len(groups) == 1 else f"{name}_{uid}"
-        image, grid = read_series(slices, where)
-        out.append((case, image, grid))
+    name = path.stem if path.is_file() else path.name
+    with unpacked(path) as folder:
+        groups = chosen_series(folder, path, series)
+        out = []
+        for uid, slices in sorted(groups.items()):
+            case = name if len(groups) == 1 else f"{name}_{uid}"
+            image, grid = read_series(slices, path)
+            out.append((case, image, grid))
     return out
