@@ -102,6 +102,14 @@ def load_case(case: Case, cfg: PreprocessConfig, cache_dir: Path | None = None) 
     return arrays
 
 
+def catalogue_entries(data_dir: str | Path, case_names: list[str]) -> list:
+    """Each named case's entry in the folder's ``cases.json`` (phantom seeds, real head, lesions), or
+    ``None`` where it has none or the folder has no catalogue."""
+    path = Path(data_dir) / "cases.json"
+    catalogue = json.loads(path.read_text()) if path.is_file() else {}
+    return [catalogue.get(name) for name in case_names]
+
+
 def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
     """One line for the weights manifest saying what the models were trained on.
 
@@ -111,9 +119,7 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
     """
     from .phantom import CASE_SEED_STRIDE
 
-    catalogue_path = Path(data_dir) / "cases.json"
-    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
-    entries = [catalogue.get(c.case) for c in cases]
+    entries = catalogue_entries(data_dir, [c.case for c in cases])
     if entries and all(isinstance(e, dict) and "generator_version" in e and "seed" in e for e in entries):
         versions = sorted({e["generator_version"] for e in entries})
         seeds = sorted({e["seed"] // CASE_SEED_STRIDE for e in entries})

@@ -8,10 +8,10 @@ the exact command. The parent weights' manifest sha256 is recorded by ``--init``
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
+from .data import catalogue_entries
 from .phantom import CASE_SEED_STRIDE, GENERATOR_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +31,7 @@ def git_commit(repo: Path = REPO) -> str:
 
 def dataset_record(folder: Path, case_names: list[str]) -> dict:
     """What one data folder holds: case count, and for phantoms their generator versions, seeds, acquisition."""
-    catalogue_path = Path(folder) / "cases.json"
-    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
-    entries = [catalogue.get(name) for name in case_names]
+    entries = catalogue_entries(folder, case_names)
     record = {"folder": Path(folder).name, "cases": len(case_names)}
     if entries and all(isinstance(e, dict) and "seed" in e for e in entries):
         record.update(generator_versions=sorted({e.get("generator_version", 0) for e in entries}),
@@ -44,9 +42,7 @@ def dataset_record(folder: Path, case_names: list[str]) -> dict:
 
 def real_heads_in(folder: Path, case_names: list[str]) -> set[str]:
     """The real heads that the named cases of a data folder were cut from (its ``cases.json`` says)."""
-    catalogue_path = Path(folder) / "cases.json"
-    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.is_file() else {}
-    entries = [catalogue.get(name) for name in case_names]
+    entries = catalogue_entries(folder, case_names)
     return {e["real_head"] for e in entries if isinstance(e, dict) and "real_head" in e}
 
 
