@@ -23,9 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from ich_infer.config import PreprocessConfig
-from ich_infer.io import Geometry, atomic_write_text, read_image, write_image
-from ich_infer.preprocess import preprocess
+from ich_infer.io import atomic_write_text, write_image
 
 from .real_heads import (
     Lesion,
@@ -33,6 +31,7 @@ from .real_heads import (
     extra_axial,
     intraparenchymal,
     intraventricular,
+    load_head,
     paste,
     skull_stripped,
     subarachnoid,
@@ -79,13 +78,10 @@ def negatives(hu: np.ndarray, brain: np.ndarray, spacing_kji, rng: np.random.Gen
             "noisy": np.round(hu + 6.0 * noise / (noise.std() + 1e-6)).astype(np.float32)}
 
 
-def head_cases(name: str, path: Path, n_lesions: int, seed: int):
-    """Yield (case name, image, label, catalogue entry) for one head."""
+def head_cases(name: str, hu: np.ndarray, spacing: tuple[float, float, float], brain: np.ndarray,
+               n_lesions: int, seed: int):
+    """Yield (case name, image, label, catalogue entry) for one head (``spacing`` in array order)."""
     rng = np.random.default_rng(seed)
-    hu, geometry = read_image(path)
-    hu = hu.astype(np.float32)
-    brain = preprocess(hu, geometry.spacing, geometry.direction, PreprocessConfig()).brain_native
-    spacing = tuple(geometry.spacing[::-1])
     empty = np.zeros(hu.shape, np.uint8)
     for variant, image in negatives(hu, brain, spacing, rng).items():
         yield f"{name}_{variant}", image, empty, {"real_head": name, "variant": variant, "lesions": []}
@@ -95,12 +91,13 @@ def head_cases(name: str, path: Path, n_lesions: int, seed: int):
         image, label, drawn = hu, np.zeros(hu.shape, bool), []
         for subtype in chosen:
             lesion = random_lesion(hu, brain, spacing, str(subtype), rng)
-            if (lesion.blood >= 0.5).sum() <= 20:
+            visible = lesion.blood >= 0.5
+            if visible.sum() <= 20:
                 continue
             low = float(rng.uniform(50, 70))
             image = paste(image, lesion, rng, hu_range=(low, low + 20))
-            label |= lesion.blood >= 0.5
-            ml = float((lesion.blood >= 0.5).sum()) * float(np.prod(spacing)) / 1000
+            label |= visible
+            ml = float(visible.sum()) * float(np.prod(spacing)) / 1000
             drawn.append({"subtype": str(subtype), "ml": round(ml, 2)})
         variant = "lesion"
         if rng.random() < STRIPPED_SHARE:
@@ -113,8 +110,9 @@ def write_cases(heads: dict[str, Path], out: Path, n_lesions: int, seed: int) ->
     """``out/images``, ``out/labels`` (int16 HU, uint8) and ``out/cases.json`` for the given heads."""
     catalogue = {}
     for offset, (name, path) in enumerate(sorted(heads.items())):
-        geometry: Geometry = read_image(path)[1]
-        for case, image, label, entry in head_cases(name, path, n_lesions, seed + offset):
+        hu, geometry, brain = load_head(path)
+        for case, image, label, entry in head_cases(name, hu, tuple(geometry.spacing[::-1]), brain, n_lesions,
+                                                    seed + offset):
             write_image(out / "images" / f"{case}.nii.gz", np.clip(image, -1024, 3071).astype(np.int16), geometry)
             write_image(out / "labels" / f"{case}.nii.gz", label, geometry)
             catalogue[case] = {**entry, "draw_seed": seed + offset}

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from ich_infer.io import read_image, read_mask
+from ich_infer.config import PreprocessConfig
+from ich_infer.io import Geometry, read_image, read_mask
+from ich_infer.preprocess import preprocess
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADS = {  # name -> file under SHARED; the name is what manifests list under training.real_heads
@@ -34,6 +36,15 @@ class Lesion:
 
 def available_heads(root: Path = SHARED) -> dict[str, Path]:
     return {name: root / rel for name, rel in HEADS.items() if (root / rel).is_file()}
+
+
+def load_head(path: Path) -> tuple[np.ndarray, Geometry, np.ndarray]:
+    """A real head as float32 HU, its geometry, and its brain mask on its own grid (the product's
+    skull stripping with the default configuration): where lesions are pasted and what stripping keeps."""
+    hu, geometry = read_image(path)
+    hu = hu.astype(np.float32)
+    brain = preprocess(hu, geometry.spacing, geometry.direction, PreprocessConfig()).brain_native
+    return hu, geometry, brain
 
 
 # ------------------------------------------------------------------------------------------ variants

@@ -25,14 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_infer.config import PreprocessConfig
 from ich_infer.errors import IchsegError
-from ich_infer.io import read_image
 from ich_infer.metrics import case_metrics
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
-from ich_infer.preprocess import preprocess
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
-from training.real_heads import available_heads, lesions_for, paste, skull_stripped, windowed
+from training.real_heads import available_heads, lesions_for, load_head, paste, skull_stripped, windowed
 
 from .tables import table
 
@@ -64,26 +61,23 @@ def run_case(image, geometry, ensemble, label=None) -> dict:
 
 
 def evaluate_head(name: str, path: Path, ensemble: Ensemble, lesions: bool = True) -> list[dict]:
-    hu, geometry = read_image(path)
-    brain = preprocess(hu, geometry.spacing, geometry.direction, PreprocessConfig()).brain_native
+    hu, geometry, brain = load_head(path)
     rows = [{"head": name, "case": "unaltered", **run_case(hu, geometry, ensemble)},
             {"head": name, "case": "skull-stripped (0 background)",
              **run_case(skull_stripped(hu, brain), geometry, ensemble)},
             {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)}]
     if lesions:
         rng = np.random.default_rng(1)
-        pasted = []
+        stripped = []  # research data sets ship haematomas skull-stripped: the same lesions without the skull
         for lesion in lesions_for(hu, brain, tuple(geometry.spacing[::-1])):
             label = lesion.blood >= 0.5
             image = paste(hu, lesion, rng)
-            pasted.append((lesion, image, label))
             rows.append({"head": name, "case": f"pasted {lesion.name}",
                          **run_case(image, geometry, ensemble, label)})
-        # Research data sets ship haematomas skull-stripped: the same lesions without the skull.
-        for lesion, image, label in pasted:
             if lesion.subtype in STRIPPED_SUBTYPES:
-                rows.append({"head": name, "case": f"stripped, pasted {lesion.name}",
-                             **run_case(skull_stripped(image, brain), geometry, ensemble, label)})
+                stripped.append({"head": name, "case": f"stripped, pasted {lesion.name}",
+                                 **run_case(skull_stripped(image, brain), geometry, ensemble, label)})
+        rows += stripped
     return rows
 
 
