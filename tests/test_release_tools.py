@@ -41,16 +41,18 @@ def _cases(peak_lesion: float, n: int = 6) -> list[CachedCase]:
 def test_selection_moves_the_threshold_only_when_it_pays():
     current = InferenceConfig(threshold=0.5, min_component_fraction=0.0)
     cases = _cases(0.95)
-    chosen, rows = select(cases, current, Grid(thresholds=(0.4, 0.5, 0.6), fractions=(0.0,)))
+    selection = select(cases, current, Grid(thresholds=(0.4, 0.5, 0.6), fractions=(0.0,)))
+    chosen, rows = selection.chosen, selection.rows
     # 0.6 drops the 0.55 false positive and keeps the lesion: clearly better than 0.5
     assert chosen.threshold == 0.6 and rows[0][:2] == (0.6, 0.0)
     assert mean_dice(cases, chosen) > mean_dice(cases, current) + 0.005
+    assert selection.chosen_dice == mean_dice(cases, chosen) and selection.current_dice == mean_dice(cases, current)
     # the component rule achieves the same at the current threshold (the false positive is 27 % of
     # the lesion's size, so a 30 % rule drops it and a 10 % one does not)
-    chosen, _ = select(cases, current, Grid(thresholds=(0.5,), fractions=(0.0, 0.1, 0.3)))
+    chosen = select(cases, current, Grid(thresholds=(0.5,), fractions=(0.0, 0.1, 0.3))).chosen
     assert chosen.min_component_fraction == 0.3
     # nothing to gain: the current setting stays, whatever the order of the grid
-    same, _ = select(cases, replace(current, threshold=0.6), Grid(thresholds=(0.6, 0.61), fractions=(0.0,)))
+    same = select(cases, replace(current, threshold=0.6), Grid(thresholds=(0.6, 0.61), fractions=(0.0,))).chosen
     assert same.threshold == 0.6
 
 

@@ -90,16 +90,24 @@ def mean_dice(cases: list[CachedCase], inference: InferenceConfig) -> float:
     return float(np.mean([dice(c.label, postprocess(c.prob, c.brain, inference)[0]) for c in cases]))
 
 
-def select(cases: list[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> tuple[InferenceConfig, list]:
-    """The chosen setting and every candidate's (threshold, fraction, mean Dice), best first."""
+@dataclass(frozen=True)
+class Selection:
+    chosen: InferenceConfig
+    chosen_dice: float
+    current_dice: float
+    rows: list  # every candidate's (threshold, fraction, mean Dice), best first
+
+
+def select(cases: list[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
+    """The best candidate when it beats ``current`` by more than ``grid.min_gain``, else ``current``."""
     rows = [(t, f, mean_dice(cases, replace(current, threshold=t, min_component_fraction=f)))
             for t in grid.thresholds for f in grid.fractions]
     rows.sort(key=lambda r: -r[2])
     baseline = mean_dice(cases, current)
     best = rows[0]
     if best[2] > baseline + grid.min_gain:
-        return replace(current, threshold=best[0], min_component_fraction=best[1]), rows
-    return current, rows
+        return Selection(replace(current, threshold=best[0], min_component_fraction=best[1]), best[2], baseline, rows)
+    return Selection(current, baseline, baseline, rows)
 
 
 def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid = Grid(), apply: bool = True,
@@ -109,14 +117,16 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
     folds = folds_of(weights / "cv_report.csv")
     cases = cache_probabilities(ensemble, locate(data, set(folds)), folds, cache or weights / "postprocess_cache", echo)
     current = ensemble.config.inference
-    chosen, rows = select(cases, current, grid)
+    selection = select(cases, current, grid)
+    chosen = selection.chosen
     record = {"cases": len(cases), "objective": "mean Dice over all cross-validation cases, held-out fold models",
               "before": {"threshold": current.threshold, "min_component_fraction": current.min_component_fraction,
-                         "mean_dice": round(mean_dice(cases, current), 4)},
+                         "mean_dice": round(selection.current_dice, 4)},
               "chosen": {"threshold": chosen.threshold, "min_component_fraction": chosen.min_component_fraction,
-                         "mean_dice": round(mean_dice(cases, chosen), 4)},
+                         "mean_dice": round(selection.chosen_dice, 4)},
               "min_gain": grid.min_gain, "grid": asdict(grid),
-              "top": [{"threshold": t, "min_component_fraction": f, "mean_dice": round(d, 4)} for t, f, d in rows[:5]]}
+              "top": [{"threshold": t, "min_component_fraction": f, "mean_dice": round(d, 4)}
+                      for t, f, d in selection.rows[:5]]}
     if apply:
         manifest = read_manifest(weights)
         manifest["config"]["inference"].update(threshold=chosen.threshold,
