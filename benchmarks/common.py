@@ -7,7 +7,6 @@ import time
 from contextlib import contextmanager
 
 from training.phantom import PhantomSettings, generate
-from training.release.tables import table  # noqa: F401 - the benchmarks print with it
 
 
 def instance_like_case(seed: int = 21, slices: int = 40):

@@ -16,12 +16,13 @@ import time
 
 import numpy as np
 import torch
-from common import instance_like_case, peak_rss_mb, table
+from common import instance_like_case, peak_rss_mb
 
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
 from ich_infer.model import SEUNet3D
 from ich_infer.preprocess import preprocess
 from ich_infer.sliding_window import brain_tiles, predict_probabilities, tile_starts
+from training.release.tables import table
 
 
 def main() -> None:

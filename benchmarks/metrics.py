@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from common import table
 from scipy import ndimage as ndi
 
 from ich_infer.metrics import case_metrics
+from training.release.tables import table
 
 
 def haematoma_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

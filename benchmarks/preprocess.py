@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from common import instance_like_case, table
+from common import instance_like_case
 
 from ich_infer.config import PreprocessConfig
 from ich_infer.orientation import reorientation
 from ich_infer.preprocess import normalise, preprocess, remove_head_holder, skull_strip
+from training.release.tables import table
 
 
 def main(repeats: int = 3) -> None:

@@ -10,11 +10,11 @@ import argparse
 import time
 
 import torch
-from common import table
 
 from ich_infer.config import ModelConfig
 from ich_infer.model import SEUNet3D
 from training.loss import dice_ce_loss
+from training.release.tables import table
 
 
 def throughput(width: int, device: torch.device, batch: int, steps: int) -> float:
