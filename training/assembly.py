@@ -17,23 +17,35 @@ from ich_infer.evaluate import COLUMNS, rows_to_csv, summarise
 from ich_infer.io import atomic_write_text, read_image, read_mask
 from ich_infer.metrics import case_metrics
 from ich_infer.model import SEUNet3D
-from ich_infer.predict import segment
+from ich_infer.postprocess import postprocess
+from ich_infer.predict import native_probabilities
 from ich_infer.weights import Ensemble, save_weights
 
 from .checkpoint import load_checkpoint
 from .configs import TrainConfig
 from .data import Case
+from .postprocess_selection import CachedCase, save_cached
 
 
-def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, device: torch.device) -> list[dict]:
-    """Segment held-out cases exactly as ``ichseg predict`` does and score them."""
+def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, device: torch.device,
+                   fold: int, probabilities: Path | None = None) -> list[dict]:
+    """Segment held-out cases exactly as ``ichseg predict`` does and score them.
+
+    With ``probabilities`` each case's probability is kept there as ``<case>.npz``, the cache that
+    ``ichseg tune-postprocess --cache`` reads (as nnU-Net keeps its validation softmax), so choosing
+    the post-processing needs no second pass over the data.
+    """
     ensemble = Ensemble(cfg.ich, [model])
     rows = []
     for case in cases:
         volume, geometry = read_image(case.image)
         truth, _ = read_mask(case.label)
-        seg = segment(volume, geometry, ensemble, device)
-        rows.append({"case": case.case, **case_metrics(truth, seg.mask, tuple(geometry.spacing[::-1]))})
+        prob, pre = native_probabilities(volume, geometry, ensemble, device)
+        mask, _ = postprocess(prob, pre.brain_native, cfg.ich.inference)
+        if probabilities is not None:
+            probabilities.mkdir(parents=True, exist_ok=True)
+            save_cached(probabilities / f"{case.case}.npz", CachedCase(case.case, fold, prob, pre.brain_native, truth))
+        rows.append({"case": case.case, **case_metrics(truth, mask, tuple(geometry.spacing[::-1]))})
     return rows
 
 

@@ -106,7 +106,8 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, options: CvO
         train_idx, val_idx = train_val_split(rest, cfg.val_fraction, cfg.seed, fold)
         start = init_states[fold % len(init_states)] if init_states else None
         result = train_fold(fold, arrays_of(train_idx), arrays_of(val_idx), cfg, place, start)
-        rows = evaluate_cases(result.model, [cases[i] for i in held_out], cfg, options.device)
+        rows = evaluate_cases(result.model, [cases[i] for i in held_out], cfg, options.device, fold,
+                              work / "heldout_probabilities")
         atomic_write_text(done, json.dumps({"fold": fold, "epochs": result.epochs, "best_epoch": result.best_epoch,
                                             "best_val_loss": result.best_val_loss, "rows": rows,
                                             "initialised_from": init_note,

@@ -47,6 +47,13 @@ class CachedCase:
     label: np.ndarray
 
 
+def save_cached(path: Path, case: CachedCase) -> None:
+    """One case's held-out probability (uint8, /255), brain and label: what ``tune`` reads back."""
+    with atomic_output(path, ".tmp.npz") as tmp:
+        np.savez_compressed(tmp, prob=np.round(case.prob * 255).astype(np.uint8), brain=case.brain,
+                            label=case.label.astype(bool), fold=case.fold)
+
+
 def folds_of(report: Path) -> dict[str, int]:
     """case -> the fold that held it out, from ``cv_report.csv``."""
     if not report.is_file():
@@ -76,9 +83,7 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
             model = Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model)
             label, _ = read_mask(cases[name].label)
-            with atomic_output(path, ".tmp.npz") as tmp:
-                np.savez_compressed(tmp, prob=np.round(prob * 255).astype(np.uint8), brain=pre.brain_native,
-                                    label=label.astype(bool), fold=fold)
+            save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label))
             echo(f"fold {fold} {name}: cached")
         with np.load(path) as z:
             out.append(CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"]))
