@@ -144,7 +144,7 @@ def tune_postprocess(
                                          "postprocess_cache)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the choice; leave the manifest alone."),
 ) -> None:
-    """Choose threshold and component rule on the cross-validation, as nnU-Net does, into the manifest."""
+    """Choose the post-processing rules on the cross-validation, as nnU-Net does, into the manifest."""
     from training.postprocess_selection import tune
 
     try:
@@ -152,9 +152,11 @@ def tune_postprocess(
     except IchsegError as exc:
         _fail(str(exc))
     before, chosen = record["before"], record["chosen"]
-    typer.echo(f"{record['cases']} cases: threshold {before['threshold']}, fraction "
-               f"{before['min_component_fraction']} (Dice {before['mean_dice']}) -> threshold {chosen['threshold']}, "
-               f"fraction {chosen['min_component_fraction']} (Dice {chosen['mean_dice']})"
+
+    def rules(values: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in values.items() if k != "mean_dice") + f" (Dice {values['mean_dice']})"
+
+    typer.echo(f"{record['cases']} cases: {rules(before)} -> {rules(chosen)}"
                + (" [dry run]" if dry_run else f"; written to {weights / 'manifest.json'}"))
 
 

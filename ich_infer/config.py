@@ -118,6 +118,9 @@ class InferenceConfig:
     threshold: float = 0.5
     min_component_fraction: float = 0.1  # drop components < 10 % of the largest (paper 2.6)
     connectivity: int = 1  # 1 = 6-neighbourhood (authors), 3 = 26-neighbourhood
+    # A component is kept only if the ensemble reaches this probability somewhere in it (hysteresis):
+    # a broad region that is never more than borderline is not called. 0 keeps every component.
+    min_peak_probability: float = 0.0
     # Never-empty rule: when nothing passes the threshold but the ensemble is this sure somewhere in
     # the brain, keep the connected region above half that maximum around the peak.
     rescue_min_probability: float = 0.3
@@ -131,6 +134,7 @@ class InferenceConfig:
         _require(self, "threshold", 0 < self.threshold < 1, "in (0, 1)")
         _require(self, "min_component_fraction", 0 <= self.min_component_fraction <= 1, "in [0, 1]")
         _require(self, "connectivity", self.connectivity in (1, 2, 3), "1, 2 or 3")
+        _require(self, "min_peak_probability", 0 <= self.min_peak_probability < 1, "in [0, 1)")
         _require(self, "rescue_min_probability", 0 <= self.rescue_min_probability <= 1, "in [0, 1]")
         _require(self, "batch_size", self.batch_size >= 1, "at least 1")
 

@@ -1,4 +1,4 @@
-"""Section 2.6 and the never-empty rule: from averaged probabilities to the final binary mask."""
+"""Section 2.6, a confidence rule and the never-empty rule: from averaged probabilities to the final mask."""
 
 from __future__ import annotations
 
@@ -32,6 +32,18 @@ def remove_small_components(mask: np.ndarray, min_fraction: float,
     return np.concatenate([[False], keep])[labels], n, int((~keep).sum())
 
 
+def remove_unconfident_components(mask: np.ndarray, prob: np.ndarray, min_peak: float,
+                                  connectivity: int = 1) -> tuple[np.ndarray, int]:
+    """Drop components whose highest probability stays below ``min_peak``; returns the mask and the
+    number dropped."""
+    if min_peak <= 0 or not mask.any():
+        return mask, 0
+    labels, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, connectivity))
+    peaks = ndi.maximum(prob, labels, np.arange(1, n + 1))
+    keep = np.asarray(peaks) >= min_peak
+    return np.concatenate([[False], keep])[labels], int((~keep).sum())
+
+
 def rescue_empty(prob: np.ndarray, brain: np.ndarray, cfg: InferenceConfig) -> np.ndarray | None:
     """When nothing passes the threshold but the ensemble is at least ``rescue_min_probability`` sure
     somewhere in the brain, return the connected region above half that peak around it.
@@ -49,11 +61,17 @@ def rescue_empty(prob: np.ndarray, brain: np.ndarray, cfg: InferenceConfig) -> n
 
 
 def postprocess(prob: np.ndarray, brain: np.ndarray, cfg: InferenceConfig) -> tuple[np.ndarray, PostprocessInfo]:
+    """Threshold inside the brain, drop unconfident components, then those below a fraction of the
+    largest. The never-empty rule runs only when nothing passed the threshold at all: a mask emptied by
+    the confidence rule is a decision, not a miss."""
     mask = (prob >= cfg.threshold) & brain
+    passed = bool(mask.any())
+    mask, unconfident = remove_unconfident_components(mask, prob, cfg.min_peak_probability, cfg.connectivity)
     mask, n, removed = remove_small_components(mask, cfg.min_component_fraction, cfg.connectivity)
+    n += unconfident
     rescued = False
-    if not mask.any():
+    if not passed:
         region = rescue_empty(prob, brain, cfg)
         if region is not None:
             mask, rescued = region, True
-    return mask, PostprocessInfo(n, removed, rescued)
+    return mask, PostprocessInfo(n, removed + unconfident, rescued)

@@ -8,7 +8,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from ich_infer.config import InferenceConfig
-from training.postprocess_selection import CachedCase, Grid, mean_dice, select
+from ich_infer.postprocess import postprocess
+from training.postprocess_selection import RULE_FIELDS, CachedCase, Grid, cropped, mean_dice, select
 from training.release.paired import bootstrap_interval, read_cases
 
 
@@ -41,19 +42,61 @@ def _cases(peak_lesion: float, n: int = 6) -> list[CachedCase]:
 def test_selection_moves_the_threshold_only_when_it_pays():
     current = InferenceConfig(threshold=0.5, min_component_fraction=0.0)
     cases = _cases(0.95)
-    selection = select(cases, current, Grid(thresholds=(0.4, 0.5, 0.6), fractions=(0.0,)))
+    only = {"peaks": (0.0,), "rescues": (0.3,)}  # the threshold and fraction rules alone
+    selection = select(cases, current, Grid(thresholds=(0.4, 0.5, 0.6), fractions=(0.0,), **only))
     chosen, rows = selection.chosen, selection.rows
     # 0.6 drops the 0.55 false positive and keeps the lesion: clearly better than 0.5
-    assert chosen.threshold == 0.6 and rows[0][:2] == (0.6, 0.0)
+    assert chosen.threshold == 0.6 and rows[0][0] == (0.6, 0.0, 0.0, 0.3)
     assert mean_dice(cases, chosen) > mean_dice(cases, current) + 0.005
     assert selection.chosen_dice == mean_dice(cases, chosen) and selection.current_dice == mean_dice(cases, current)
     # the component rule achieves the same at the current threshold (the false positive is 27 % of
     # the lesion's size, so a 30 % rule drops it and a 10 % one does not)
-    chosen = select(cases, current, Grid(thresholds=(0.5,), fractions=(0.0, 0.1, 0.3))).chosen
+    chosen = select(cases, current, Grid(thresholds=(0.5,), fractions=(0.0, 0.1, 0.3), **only)).chosen
     assert chosen.min_component_fraction == 0.3
     # nothing to gain: the current setting stays, whatever the order of the grid
-    same = select(cases, replace(current, threshold=0.6), Grid(thresholds=(0.6, 0.61), fractions=(0.0,))).chosen
+    same = select(cases, replace(current, threshold=0.6), Grid(thresholds=(0.6, 0.61), fractions=(0.0,), **only)).chosen
     assert same.threshold == 0.6
+
+
+def test_selection_takes_the_confidence_rule_when_a_broad_borderline_region_is_the_error():
+    """A false region larger than the lesion, never above 0.7: no threshold up to 0.6 and no fraction
+    removes it without the lesion, but requiring a 0.9 peak does; lesion-free cases then stay empty
+    only if the never-empty rule is off."""
+    cases = []
+    for i in range(6):
+        label = np.zeros((10, 40, 40), bool)
+        prob = np.zeros(label.shape, np.float32)
+        if i % 3:
+            label[3:6, 5:12, 5:12] = True
+            prob[label] = 0.97
+        prob[2:8, 20:36, 20:36] = 0.62 if i % 3 else 0.45  # below the threshold on lesion-free cases
+        cases.append(CachedCase(f"c{i}", i % 2, prob, np.ones(label.shape, bool), label))
+    current = InferenceConfig(threshold=0.5, min_component_fraction=0.1)
+    selection = select(cases, current, Grid(thresholds=(0.5, 0.6), fractions=(0.1, 0.3), peaks=(0.0, 0.9),
+                                            rescues=(0.3, 1.0)))
+    assert selection.chosen.min_peak_probability == 0.9 and selection.chosen.rescue_min_probability == 1.0
+    assert selection.chosen_dice == 1.0 and selection.current_dice < 0.7
+    # the never-empty rule does not undo the confidence rule: an emptied mask stays empty
+    mask, info = postprocess(cases[1].prob * ~cases[1].label, cases[1].brain,
+                             replace(current, min_peak_probability=0.9))
+    assert not mask.any() and not info.rescued and info.components_removed == 1
+
+
+def test_cropping_a_cached_case_changes_no_rule_s_dice():
+    rng = np.random.default_rng(4)
+    label = np.zeros((12, 50, 50), bool)
+    label[4:8, 10:20, 12:22] = True
+    blobs = ndi.gaussian_filter(rng.random(label.shape), 2)
+    prob = np.clip((blobs - blobs.mean()) * 12, 0, 0.9)  # scattered islands of every probability
+    prob[2:10, 5:30, 5:30] += label[2:10, 5:30, 5:30] * 0.5
+    prob[:, :, 35:] = 0  # a quiet side: the crop ends there
+    case = CachedCase("c", 0, prob.astype(np.float32), np.ones(label.shape, bool), label)
+    current, grid = InferenceConfig(), Grid()
+    small = cropped(case, grid.floor(current))
+    assert small.prob.size < prob.size
+    for values in grid.candidates()[::7]:
+        inference = replace(current, **dict(zip(RULE_FIELDS, values)))
+        assert mean_dice([small], inference) == mean_dice([case], inference)
 
 
 def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():

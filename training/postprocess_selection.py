@@ -1,7 +1,8 @@
 """Choose the post-processing on cross-validation predictions and write it into the manifest.
 
-nnU-Net's ``determine_postprocessing``, for this product's rule (threshold, then removal of
-components below a fraction of the largest, then the never-empty rule). Every case of the weights'
+nnU-Net's ``determine_postprocessing``, for this product's rules (``RULE_FIELDS``: the threshold,
+the confidence a component must reach somewhere, the fraction of the largest component a component
+must have, and whether the never-empty rule runs). Every case of the weights'
 ``cv_report.csv`` is segmented by the one fold model that held it out (the report's ``fold`` column
 says which, so weights trained on several data folders never score a model on its own training
 cases). Its probability on the scan's grid is cached once; then every candidate setting is scored by
@@ -9,6 +10,9 @@ the product's own ``postprocess`` on all cases. The best mean Dice wins, but onl
 manifest's current setting by more than ``min_gain``: a setting does not move for noise.
 
     ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--dry-run]
+
+``training.cv`` keeps each held-out probability in ``WORK/heldout_probabilities`` in the cache's
+format, so ``--cache WORK/heldout_probabilities`` selects without segmenting anything again.
 """
 
 from __future__ import annotations
@@ -31,11 +35,30 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 from .data import Case, discover
 
 
+RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "rescue_min_probability")
+
+
 @dataclass(frozen=True)
 class Grid:
     thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
     fractions: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    peaks: tuple[float, ...] = (0.0, 0.8, 0.9, 0.95)  # min_peak_probability; 0 = every component
+    rescues: tuple[float, ...] = (0.3, 1.0)  # rescue_min_probability; 1.0 = the never-empty rule off
     min_gain: float = 0.005  # mean Dice a candidate must add over the current setting
+
+    def candidates(self) -> list[tuple[float, float, float, float]]:
+        """Every combination, in ``RULE_FIELDS`` order."""
+        return [(t, f, p, r) for t in self.thresholds for f in self.fractions for p in self.peaks
+                for r in self.rescues]
+
+    def floor(self, current: InferenceConfig) -> float:
+        """No candidate (nor ``current``) can put a voxel below this probability into a mask."""
+        rescue = min((*self.rescues, current.rescue_min_probability)) / 2  # the rescued region: >= peak / 2
+        return min((*self.thresholds, current.threshold, rescue))
+
+
+def rules_of(config: InferenceConfig) -> dict[str, float]:
+    return {name: getattr(config, name) for name in RULE_FIELDS}
 
 
 @dataclass
@@ -90,6 +113,16 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
     return out
 
 
+def cropped(case: CachedCase, floor: float) -> CachedCase:
+    """The case cut to where anything can happen (probability >= ``floor``, or the label): every
+    rule gives the same Dice on it, and labelling components costs a fraction of the whole grid."""
+    active = (case.prob >= floor) & case.brain | case.label
+    if not active.any():
+        return CachedCase(case.case, case.fold, *(np.zeros_like(a[:1, :1, :1]) for a in (case.prob, case.brain, case.label)))
+    box = tuple(slice(max(0, idx.min() - 1), idx.max() + 2) for idx in np.nonzero(active))
+    return CachedCase(case.case, case.fold, case.prob[box], case.brain[box], case.label[box])
+
+
 def mean_dice(cases: list[CachedCase], inference: InferenceConfig) -> float:
     """Mean Dice over all cases of the product's post-processing with ``inference`` (empty vs empty = 1)."""
     return float(np.mean([dice(c.label, postprocess(c.prob, c.brain, inference)[0]) for c in cases]))
@@ -100,18 +133,19 @@ class Selection:
     chosen: InferenceConfig
     chosen_dice: float
     current_dice: float
-    rows: list  # every candidate's (threshold, fraction, mean Dice), best first
+    rows: list  # every candidate as (rule values in RULE_FIELDS order, mean Dice), best first
 
 
 def select(cases: list[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
     """The best candidate when it beats ``current`` by more than ``grid.min_gain``, else ``current``."""
-    rows = [(t, f, mean_dice(cases, replace(current, threshold=t, min_component_fraction=f)))
-            for t in grid.thresholds for f in grid.fractions]
-    rows.sort(key=lambda r: -r[2])
+    cases = [cropped(c, grid.floor(current)) for c in cases]
+    rows = [(values, mean_dice(cases, replace(current, **dict(zip(RULE_FIELDS, values)))))
+            for values in grid.candidates()]
+    rows.sort(key=lambda r: -r[1])
     baseline = mean_dice(cases, current)
     best = rows[0]
-    if best[2] > baseline + grid.min_gain:
-        return Selection(replace(current, threshold=best[0], min_component_fraction=best[1]), best[2], baseline, rows)
+    if best[1] > baseline + grid.min_gain:
+        return Selection(replace(current, **dict(zip(RULE_FIELDS, best[0]))), best[1], baseline, rows)
     return Selection(current, baseline, baseline, rows)
 
 
@@ -125,17 +159,14 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
     selection = select(cases, current, grid)
     chosen = selection.chosen
     record = {"cases": len(cases), "objective": "mean Dice over all cross-validation cases, held-out fold models",
-              "before": {"threshold": current.threshold, "min_component_fraction": current.min_component_fraction,
-                         "mean_dice": round(selection.current_dice, 4)},
-              "chosen": {"threshold": chosen.threshold, "min_component_fraction": chosen.min_component_fraction,
-                         "mean_dice": round(selection.chosen_dice, 4)},
+              "before": {**rules_of(current), "mean_dice": round(selection.current_dice, 4)},
+              "chosen": {**rules_of(chosen), "mean_dice": round(selection.chosen_dice, 4)},
               "min_gain": grid.min_gain, "grid": asdict(grid),
-              "top": [{"threshold": t, "min_component_fraction": f, "mean_dice": round(d, 4)}
-                      for t, f, d in selection.rows[:5]]}
+              "top": [{**dict(zip(RULE_FIELDS, values)), "mean_dice": round(d, 4)}
+                      for values, d in selection.rows[:5]]}
     if apply:
         manifest = read_manifest(weights)
-        manifest["config"]["inference"].update(threshold=chosen.threshold,
-                                                min_component_fraction=chosen.min_component_fraction)
+        manifest["config"]["inference"].update(rules_of(chosen))
         manifest["postprocessing_selection"] = record
         atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return record
