@@ -99,6 +99,26 @@ def test_cropping_a_cached_case_changes_no_rule_s_dice():
         assert mean_dice([small], inference) == mean_dice([case], inference)
 
 
+def test_component_tables_score_every_rule_as_the_product_s_postprocess_does():
+    rng = np.random.default_rng(9)
+    cases = []
+    for i in range(4):
+        label = np.zeros((12, 50, 50), bool)
+        if i:
+            label[4:8, 10:10 + 5 * i, 12:22] = True
+        blobs = ndi.gaussian_filter(rng.random(label.shape), 1.5)
+        prob = np.clip((blobs - blobs.mean()) * 14, 0, 0.96) * (0.6 if i == 3 else 1.0)
+        prob = np.maximum(prob, label * rng.uniform(0.4, 1.0))
+        brain = np.ones(label.shape, bool)
+        brain[:, :, :3] = False
+        cases.append(CachedCase(f"c{i}", 0, prob.astype(np.float32), brain, label))
+    current, grid = InferenceConfig(), Grid(rescues=(0.0, 0.3, 0.5, 1.0))
+    rows = dict(select(cases, current, grid).rows)
+    assert len(rows) == len(grid.candidates())
+    for values in grid.candidates()[::3]:
+        assert abs(rows[values] - mean_dice(cases, replace(current, **dict(zip(RULE_FIELDS, values))))) < 1e-9
+
+
 def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
     from ich_infer.config import IchConfig
     from ich_infer.weights import Ensemble

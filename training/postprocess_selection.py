@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from ich_infer.predict import native_probabilities
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 
 from .data import Case, discover
+from .rule_scores import case_table, rule_dice
 
 
 RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "rescue_min_probability")
@@ -95,10 +97,10 @@ def locate(folders: list[Path], names: set[str]) -> dict[str, Case]:
 
 
 def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[str, int], cache: Path,
-                        echo=print) -> list[CachedCase]:
-    """Each case's probability from its own held-out fold model, cached as ``<case>.npz`` (uint8 /255)."""
+                        echo=print) -> Iterator[CachedCase]:
+    """Each case's probability from its own held-out fold model, cached as ``<case>.npz`` (uint8 /255);
+    yielded one at a time, since hundreds of whole-scan probabilities do not fit in memory together."""
     cache.mkdir(parents=True, exist_ok=True)
-    out = []
     for name in sorted(cases):
         fold, path = folds[name], cache / f"{name}.npz"
         if not path.is_file():
@@ -109,8 +111,7 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
             save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label))
             echo(f"fold {fold} {name}: cached")
         with np.load(path) as z:
-            out.append(CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"]))
-    return out
+            yield CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"])
 
 
 def cropped(case: CachedCase, floor: float) -> CachedCase:
@@ -134,19 +135,29 @@ class Selection:
     chosen_dice: float
     current_dice: float
     rows: list  # every candidate as (rule values in RULE_FIELDS order, mean Dice), best first
+    cases: int
 
 
-def select(cases: list[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
-    """The best candidate when it beats ``current`` by more than ``grid.min_gain``, else ``current``."""
-    cases = [cropped(c, grid.floor(current)) for c in cases]
-    rows = [(values, mean_dice(cases, replace(current, **dict(zip(RULE_FIELDS, values)))))
-            for values in grid.candidates()]
-    rows.sort(key=lambda r: -r[1])
-    baseline = mean_dice(cases, current)
+def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
+    """The best candidate when it beats ``current`` by more than ``grid.min_gain``, else ``current``.
+
+    Scored from each case's component tables (``rule_scores``), which give the product's own
+    ``postprocess`` Dice exactly."""
+    thresholds = tuple(sorted({*grid.thresholds, current.threshold}))
+    tables = []
+    for case in cases:
+        small = cropped(case, grid.floor(current))
+        tables.append(case_table(small.prob, small.brain, small.label, thresholds, current.connectivity))
+
+    def score(values: tuple[float, ...]) -> float:
+        return float(np.mean([rule_dice(t, *values) for t in tables]))
+
+    rows = sorted(((values, score(values)) for values in grid.candidates()), key=lambda r: -r[1])
+    baseline = score(tuple(rules_of(current).values()))
     best = rows[0]
     if best[1] > baseline + grid.min_gain:
-        return Selection(replace(current, **dict(zip(RULE_FIELDS, best[0]))), best[1], baseline, rows)
-    return Selection(current, baseline, baseline, rows)
+        return Selection(replace(current, **dict(zip(RULE_FIELDS, best[0]))), best[1], baseline, rows, len(tables))
+    return Selection(current, baseline, baseline, rows, len(tables))
 
 
 def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid = Grid(), apply: bool = True,
@@ -158,7 +169,7 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
     current = ensemble.config.inference
     selection = select(cases, current, grid)
     chosen = selection.chosen
-    record = {"cases": len(cases), "objective": "mean Dice over all cross-validation cases, held-out fold models",
+    record = {"cases": selection.cases, "objective": "mean Dice over all cross-validation cases, held-out fold models",
               "before": {**rules_of(current), "mean_dice": round(selection.current_dice, 4)},
               "chosen": {**rules_of(chosen), "mean_dice": round(selection.chosen_dice, 4)},
               "min_gain": grid.min_gain, "grid": asdict(grid),
