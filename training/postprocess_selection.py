@@ -42,9 +42,9 @@ RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "r
 
 @dataclass(frozen=True)
 class Grid:
-    thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+    thresholds: tuple[float, ...] = (0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
     fractions: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    peaks: tuple[float, ...] = (0.0, 0.8, 0.9, 0.95)  # min_peak_probability; 0 = every component
+    peaks: tuple[float, ...] = (0.0, 0.8, 0.9, 0.95, 0.98)  # min_peak_probability; 0 = every component
     rescues: tuple[float, ...] = (0.3, 1.0)  # rescue_min_probability; 1.0 = the never-empty rule off
     min_gain: float = 0.005  # mean Dice a candidate must add over the current setting
 
