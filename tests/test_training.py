@@ -371,25 +371,40 @@ def test_tune_postprocess_uses_each_cases_held_out_fold_and_writes_the_manifest(
     import shutil
 
     from ich_infer.io import read_image
+    from ich_infer.metrics import dice
+    from ich_infer.postprocess import postprocess
     from ich_infer.predict import native_probabilities
     from ich_infer.weights import Ensemble
     from training.postprocess_selection import Grid, tune
 
     weights = tmp_path / "weights"
     shutil.copytree(smoke_weights, weights, ignore=shutil.ignore_patterns("work"))
-    folds = {row["case"]: int(row["fold"]) for row in csv.DictReader((weights / "cv_report.csv").open())}
-    record = tune(weights, [smoke_data], tmp_path / "cache", Grid(thresholds=(0.3, 0.5), fractions=(0.1,)),
-                  echo=lambda s: None)
-    assert record["cases"] == len(folds) == 6
+    report = list(csv.DictReader((weights / "cv_report.csv").open()))
+    folds = {row["case"]: int(row["fold"]) for row in report}
+    inference = load_weights(weights).config.inference
+    # training kept every held-out probability, and it is what the report scored
+    cache = tmp_path / "cache"
+    shutil.copytree(smoke_weights / "work" / "heldout_probabilities", cache)
+    for row in report:
+        with np.load(cache / f"{row['case']}.npz") as z:
+            assert int(z["fold"]) == folds[row["case"]]
+            assert abs(dice(z["label"], postprocess(z["prob"] / 255.0, z["brain"], inference)[0])
+                       - float(row["dice"])) < 0.02
+    first, *_ = sorted(folds)
+    kept = np.load(cache / f"{first}.npz")["prob"]
+    (cache / f"{first}.npz").unlink()  # a case the cache lacks is segmented again by its own fold model
+    said = []
+    record = tune(weights, [smoke_data], cache, Grid(thresholds=(0.3, 0.5), fractions=(0.1,)), echo=said.append)
+    assert record["cases"] == len(folds) == 6 and said == [f"fold {folds[first]} {first}: cached"]
     ensemble = load_weights(weights)  # still loads: sha256 of the folds unchanged, config valid
-    case = sorted(folds)[0]
-    with np.load(tmp_path / "cache" / f"{case}.npz") as cached:
-        assert int(cached["fold"]) == folds[case]
-        volume, geometry = read_image(smoke_data / "images" / f"{case}.nii.gz")
-        own = Ensemble(ensemble.config, [ensemble.models[folds[case]]])
-        other = Ensemble(ensemble.config, [ensemble.models[1 - folds[case]]])
+    with np.load(cache / f"{first}.npz") as cached:
+        volume, geometry = read_image(smoke_data / "images" / f"{first}.nii.gz")
+        own = Ensemble(ensemble.config, [ensemble.models[folds[first]]])
+        other = Ensemble(ensemble.config, [ensemble.models[1 - folds[first]]])
         assert np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, own)[0] * 255))
         assert not np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, other)[0] * 255))
+        # training's copy came from the same model before it was stored as float16
+        assert np.abs(kept.astype(int) - cached["prob"].astype(int)).max() <= 3
     chosen = record["chosen"]
     assert ensemble.config.inference.threshold == chosen["threshold"]
     assert ensemble.manifest["postprocessing_selection"]["chosen"] == chosen
