@@ -36,7 +36,6 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 from .data import Case, discover
 from .rule_scores import case_table, rule_dice
 
-
 RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "rescue_min_probability")
 
 
@@ -119,7 +118,8 @@ def cropped(case: CachedCase, floor: float) -> CachedCase:
     rule gives the same Dice on it, and labelling components costs a fraction of the whole grid."""
     active = (case.prob >= floor) & case.brain | case.label
     if not active.any():
-        return CachedCase(case.case, case.fold, *(np.zeros_like(a[:1, :1, :1]) for a in (case.prob, case.brain, case.label)))
+        nothing = (np.zeros_like(a[:1, :1, :1]) for a in (case.prob, case.brain, case.label))
+        return CachedCase(case.case, case.fold, *nothing)
     box = tuple(slice(max(0, idx.min() - 1), idx.max() + 2) for idx in np.nonzero(active))
     return CachedCase(case.case, case.fold, case.prob[box], case.brain[box], case.label[box])
 
