@@ -72,9 +72,11 @@ def test_selection_takes_the_confidence_rule_when_a_broad_borderline_region_is_t
         prob[2:8, 20:36, 20:36] = 0.62 if i % 3 else 0.45  # below the threshold on lesion-free cases
         cases.append(CachedCase(f"c{i}", i % 2, prob, np.ones(label.shape, bool), label))
     current = InferenceConfig(threshold=0.5, min_component_fraction=0.1)
-    selection = select(cases, current, Grid(thresholds=(0.5, 0.6), fractions=(0.1, 0.3), peaks=(0.0, 0.9),
+    selection = select(cases, current, Grid(thresholds=(0.5, 0.6), fractions=(0.3, 0.1), peaks=(0.0, 0.9),
                                             rescues=(0.3, 1.0)))
     assert selection.chosen.min_peak_probability == 0.9 and selection.chosen.rescue_min_probability == 1.0
+    # fractions 0.1 and 0.3 tie once the false region is gone: the current 0.1 stays
+    assert selection.chosen.min_component_fraction == 0.1
     assert selection.chosen_dice == 1.0 and selection.current_dice < 0.7
     # the never-empty rule does not undo the confidence rule: an emptied mask stays empty
     mask, info = postprocess(cases[1].prob * ~cases[1].label, cases[1].brain,

@@ -36,6 +36,7 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 from .data import Case, discover
 from .rule_scores import case_table, rule_dice
 
+TIE_DIGITS = 4  # mean Dice equal to this many digits is a tie
 RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "rescue_min_probability")
 
 
@@ -152,8 +153,15 @@ def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = G
     def score(values: tuple[float, ...]) -> float:
         return float(np.mean([rule_dice(t, *values) for t in tables]))
 
-    rows = sorted(((values, score(values)) for values in grid.candidates()), key=lambda r: -r[1])
-    baseline = score(tuple(rules_of(current).values()))
+    now = tuple(rules_of(current).values())
+
+    def changes(values: tuple[float, ...]) -> int:
+        return sum(a != b for a, b in zip(values, now))
+
+    # Best first; among equal scores, the candidate that changes the fewest of the current rules.
+    rows = sorted(((values, score(values)) for values in grid.candidates()),
+                  key=lambda r: (-round(r[1], TIE_DIGITS), changes(r[0])))
+    baseline = score(now)
     best = rows[0]
     if best[1] > baseline + grid.min_gain:
         return Selection(replace(current, **dict(zip(RULE_FIELDS, best[0]))), best[1], baseline, rows, len(tables))
