@@ -14,6 +14,17 @@ def test_phantom_folders_record_generator_seed_and_acquisition(tmp_path):
     assert dataset_record(tmp_path, ["c0", "other"]) == {"folder": tmp_path.name, "cases": 2}
 
 
+def test_a_skull_stripped_twin_says_so_in_the_record_and_the_data_line(tmp_path):
+    from training.data import Case, describe_data
+
+    catalogue = {f"c{i}_stripped": {"seed": 2040 * CASE_SEED_STRIDE + i, "generator_version": 9,
+                                    "acquisition": "varied", "variant": "skull_stripped"} for i in range(2)}
+    (tmp_path / "cases.json").write_text(json.dumps(catalogue))
+    assert dataset_record(tmp_path, list(catalogue))["variants"] == ["skull_stripped"]
+    line = describe_data(tmp_path, [Case(name, tmp_path, tmp_path) for name in catalogue])
+    assert line.startswith("2 skull-stripped synthetic phantoms") and "dataset seed 2040" in line
+
+
 def test_git_commit_outside_a_checkout_says_unknown(tmp_path):
     assert git_commit(tmp_path) == "unknown"
     sha = git_commit()

@@ -123,7 +123,8 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
     if entries and all(isinstance(e, dict) and "generator_version" in e and "seed" in e for e in entries):
         versions = sorted({e["generator_version"] for e in entries})
         seeds = sorted({e["seed"] // CASE_SEED_STRIDE for e in entries})
-        return (f"{len(cases)} synthetic phantoms from ichseg's phantom generator "
+        variant = " ".join(sorted({e["variant"].replace("_", "-") for e in entries if "variant" in e}))
+        return (f"{len(cases)} {variant + ' ' if variant else ''}synthetic phantoms from ichseg's phantom generator "
                 f"v{'/'.join(map(str, versions))} (training/phantom, dataset seed "
                 f"{', '.join(map(str, seeds))}); NOT INSTANCE 2022 and no patient data")
     return f"{len(cases)} cases from {Path(data_dir).name}/"

@@ -37,6 +37,9 @@ def dataset_record(folder: Path, case_names: list[str]) -> dict:
         record.update(generator_versions=sorted({e.get("generator_version", 0) for e in entries}),
                       dataset_seeds=sorted({e["seed"] // CASE_SEED_STRIDE for e in entries}),
                       acquisition=sorted({e.get("acquisition", "instance") for e in entries}))
+        variants = sorted({e["variant"] for e in entries if "variant" in e})
+        if variants:
+            record["variants"] = variants  # e.g. skull_stripped: a twin of another folder
     return record
 
 
