@@ -124,7 +124,7 @@ def test_component_tables_score_every_rule_as_the_product_s_postprocess_does():
 def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
     from ich_infer.config import IchConfig
     from ich_infer.weights import Ensemble
-    from training.release.real_scans import seen_heads, summarise
+    from training.release.real_scans import DICOM_CASE, seen_heads, summarise
 
     assert seen_heads(Ensemble(IchConfig(), [], {"training": {"real_heads": ["invesalius"]}})) == {"invesalius"}
     assert seen_heads(Ensemble(IchConfig(), [], {})) == set()
@@ -136,4 +136,6 @@ def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
             {"head": "h", "case": "pasted SAH", "kind": "full_head", "pred_ml": 0.0, "dice": 0.0, "found": False},
             {"head": "h", "case": "stripped, pasted IPH", "kind": "skull_stripped", "pred_ml": 19.0, "dice": 0.8,
              "found": True}]
-    assert summarise(rows) == [("h", "1.50", "0.25", "refused", "0.450", "1/2", "0.800")]
+    assert summarise(rows) == [("h", "1.50", "-", "0.25", "refused", "0.450", "1/2", "0.800")]
+    rows.insert(1, {"head": "h", "case": DICOM_CASE, "kind": "full_head", "pred_ml": 2.0, "dice": None})
+    assert summarise(rows)[0][:3] == ("h", "1.50", "2.00")

@@ -23,6 +23,10 @@ HEADS = {  # name -> file under SHARED; the name is what manifests list under tr
     "invesalius": "invesalius_head/head.nii.gz",
     "ge_trauma": "ge_trauma_head/head_tilt_corrected.nii.gz",
 }
+# The same heads as their scanner wrote them (a DICOM series), where the folder has it: the judge
+# also segments this form, since it is what users hand over and its grid (tilted, uneven slices) is
+# not the converter's.
+AS_ACQUIRED = {"ge_trauma": "ge_trauma_head/dicom"}
 BLAST = ("blast_ct/scan_0_segmentation.nii.gz", "blast_ct/scan_0_sampling_mask.nii.gz")
 
 

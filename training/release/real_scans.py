@@ -2,7 +2,8 @@
 
 Per head, with weights that never saw it (the head must not be listed in the manifest's
 ``training.real_heads``; a head the weights saw is not reported):
-  - the unaltered head: every voxel called blood is a false positive;
+  - the unaltered head: every voxel called blood is a false positive; where the head's DICOM series
+    is there too, also that series as the scanner wrote it;
   - the same head skull-stripped (brain on a 0 background) and windowed (values outside 0-100 HU set to 0);
   - haemorrhage of every subtype, a thin subdural and the BLAST-CT real lesion shape pasted into it:
     Dice and whether it was found at all;
@@ -26,13 +27,24 @@ from pathlib import Path
 import numpy as np
 
 from ich_infer.errors import IchsegError
+from ich_infer.inputs import ScanInput, load_input
 from ich_infer.metrics import case_metrics
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
-from training.real_heads import available_heads, lesions_for, load_head, paste, skull_stripped, windowed
+from training.real_heads import (
+    AS_ACQUIRED,
+    SHARED,
+    available_heads,
+    lesions_for,
+    load_head,
+    paste,
+    skull_stripped,
+    windowed,
+)
 
 from .tables import table
 
+DICOM_CASE = "unaltered, DICOM series as acquired"
 STRIPPED_SUBTYPES = ("IPH", "SDH")  # convexity and deep haematomas, the two kinds stripped data sets hold
 
 
@@ -60,9 +72,19 @@ def run_case(image, geometry, ensemble, label=None) -> dict:
     return row
 
 
+def as_acquired(name: str, ensemble: Ensemble, root: Path = SHARED) -> list[dict]:
+    """The head's DICOM series as its scanner wrote it, read as ``ichseg predict`` reads it."""
+    if name not in AS_ACQUIRED or not (root / AS_ACQUIRED[name]).is_dir():
+        return []
+    folder = root / AS_ACQUIRED[name]
+    image, geometry, _ = load_input(ScanInput(name, folder, f"{name}.nii.gz"))
+    return [{"head": name, "case": DICOM_CASE, **run_case(image, geometry, ensemble)}]
+
+
 def evaluate_head(name: str, path: Path, ensemble: Ensemble, lesions: bool = True) -> list[dict]:
     hu, geometry, brain = load_head(path)
     rows = [{"head": name, "case": "unaltered", **run_case(hu, geometry, ensemble)},
+            *as_acquired(name, ensemble),
             {"head": name, "case": "skull-stripped (0 background)",
              **run_case(skull_stripped(hu, brain), geometry, ensemble)},
             {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)}]
@@ -94,6 +116,7 @@ def summarise(rows: list[dict]) -> list[tuple]:
         stripped = [r["dice"] for r in mine if r["case"].startswith("stripped, pasted") and r["dice"] is not None]
         variants = {r["case"]: r for r in mine if "pasted" not in r["case"]}
         out.append((head, fmt(variants["unaltered"]["pred_ml"]),
+                    fmt(variants[DICOM_CASE]["pred_ml"]) if DICOM_CASE in variants else "-",
                     fmt(variants["skull-stripped (0 background)"]["pred_ml"]),
                     "refused" if variants["windowed 0-100 HU"]["kind"] == "refused"
                     else fmt(variants["windowed 0-100 HU"]["pred_ml"]),
@@ -138,8 +161,8 @@ def main() -> None:
                   r["note"][:70]) for r in rows],
                 ("head", "case", "input kind", "true mL", "predicted mL", "Dice", "note")))
     print()
-    print(table(summarise(rows), ("head", "false positive mL", "skull-stripped mL", "windowed", "pasted Dice",
-                                  "missed", "stripped pasted Dice")))
+    print(table(summarise(rows), ("head", "false positive mL", "as DICOM mL", "skull-stripped mL", "windowed",
+                                  "pasted Dice", "missed", "stripped pasted Dice")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
 
