@@ -10,6 +10,7 @@ import SimpleITK as sitk
 import torch
 
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
+from ich_infer.io import write_image
 from ich_infer.model import SEUNet3D
 from ich_infer.weights import save_weights
 
@@ -67,3 +68,42 @@ def tiny_weights(tmp_path_factory, tiny_config) -> Path:
     save_weights(folder, tiny_config, [SEUNet3D(tiny_config.model) for _ in range(2)], {"data": "random init"},
                  dtype=torch.float32)
     return folder
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory, phantoms):
+    """Six small phantoms in images/ + labels/: the smoke training data."""
+    root = tmp_path_factory.mktemp("smoke")
+    from training.phantom import PhantomSettings, generate
+
+    extra = [generate(s, PhantomSettings(matrix=128)) for s in (11, 12, 13)]
+    for i, ph in enumerate([*phantoms, *extra]):
+        write_image(root / "images" / f"p{i}.nii.gz", ph.image, ph.geometry)
+        write_image(root / "labels" / f"p{i}.nii.gz", ph.label, ph.geometry)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("preprocessed")
+
+
+def work_with_cache(out, cache):
+    """A work folder whose preprocessing cache is shared: the smoke runs here preprocess the same
+    cases with the same config, and the cache is keyed by both (training/data.py)."""
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "cache").exists():
+        (work / "cache").symlink_to(cache, target_is_directory=True)
+    return work
+
+
+@pytest.fixture(scope="session")
+def smoke_weights(tmp_path_factory, smoke_data, shared_cache):
+    """One smoke cross-validation, trained once and shared by the tests that read what it wrote."""
+    out = tmp_path_factory.mktemp("smoke_weights") / "weights"
+    work_with_cache(out, shared_cache)
+    from training.cv import main as cv_main
+
+    assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
+    return out

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import work_with_cache
 
 from ich_infer.errors import IchsegError
-from ich_infer.io import write_image
 from ich_infer.weights import load_weights
 from training.configs import CONFIGS, load_config
 from training.cv import CvOptions, dataset_folds, discover_datasets, split_folds, train_val_split
@@ -193,18 +193,6 @@ def test_named_configs():
         load_config("nope")
 
 
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory, phantoms):
-    root = tmp_path_factory.mktemp("smoke")
-    from training.phantom import PhantomSettings, generate
-
-    extra = [generate(s, PhantomSettings(matrix=128)) for s in (11, 12, 13)]
-    for i, ph in enumerate([*phantoms, *extra]):
-        write_image(root / "images" / f"p{i}.nii.gz", ph.image, ph.geometry)
-        write_image(root / "labels" / f"p{i}.nii.gz", ph.label, ph.geometry)
-    return root
-
-
 def test_describe_data_names_generator_version_and_dataset_seed(tmp_path, smoke_data):
     from training.phantom import CASE_SEED_STRIDE, GENERATOR_VERSION
 
@@ -233,30 +221,6 @@ def test_discovery_errors(tmp_path, smoke_data):
         discover(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("preprocessed")
-
-
-def _work(out, cache):
-    """A work folder whose preprocessing cache is shared: the smoke runs here preprocess the same
-    cases with the same config, and the cache is keyed by both (training/data.py)."""
-    work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    if not (work / "cache").exists():
-        (work / "cache").symlink_to(cache, target_is_directory=True)
-    return work
-
-
-@pytest.fixture(scope="module")
-def smoke_weights(tmp_path_factory, smoke_data, shared_cache):
-    """One smoke cross-validation, trained once and shared by the tests that read what it wrote."""
-    out = tmp_path_factory.mktemp("smoke_weights") / "weights"
-    _work(out, shared_cache)
-    assert cv_main(["--data", str(smoke_data), "--out", str(out), "--config", "smoke", "--device", "cpu"]) == 0
-    return out
-
-
 def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weights, shared_cache):
     out = smoke_weights
     ensemble = load_weights(out)
@@ -282,7 +246,7 @@ def test_smoke_training_end_to_end_and_resume(tmp_path, smoke_data, smoke_weight
     config = tmp_path / "one_epoch.json"
     config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1).to_dict()))
     part = tmp_path / "part"
-    _work(part, shared_cache)
+    work_with_cache(part, shared_cache)
     assert cv_main(["--data", str(smoke_data), "--out", str(part), "--config", str(config), "--device", "cpu",
                     "--folds", "0"]) == 0
     (part / "work" / "fold_0_done.json").unlink()  # as if killed before the fold finished
@@ -309,7 +273,7 @@ def test_mined_training_resumes_to_the_same_weights(tmp_path, smoke_data, shared
     lines: list[str] = []
     common = ["--data", str(smoke_data), "--device", "cpu", "--folds", "0"]
     for run in "ab":
-        _work(tmp_path / run, shared_cache)
+        work_with_cache(tmp_path / run, shared_cache)
     assert cv_main([*common, "--out", str(tmp_path / "a"), "--config", config(2)]) == 0
     assert cv_main([*common, "--out", str(tmp_path / "b"), "--config", config(1)]) == 0
     (tmp_path / "b" / "work" / "fold_0_done.json").unlink()
@@ -345,7 +309,7 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke
     config.write_text(json.dumps(replace(CONFIGS["smoke"], max_epochs=1, seed=5).to_dict()))
     tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"
     for out in (tuned, scratch):
-        _work(out, shared_cache)
+        work_with_cache(out, shared_cache)
     common = ["--data", str(smoke_data), "--config", str(config), "--device", "cpu"]
     assert cv_main([*common, "--out", str(tuned), "--init", str(released)]) == 0
     assert cv_main([*common, "--out", str(scratch)]) == 0
@@ -364,48 +328,3 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke
     other.write_text(json.dumps(load_config("cpu").to_dict()))
     assert cv_main([*common[:2], "--config", str(other), "--device", "cpu", "--out", str(tmp_path / "x"),
                     "--init", str(released)]) == 1  # a different architecture is refused, not half-loaded
-
-
-def test_tune_postprocess_uses_each_cases_held_out_fold_and_writes_the_manifest(tmp_path, smoke_data, smoke_weights):
-    import csv
-    import shutil
-
-    from ich_infer.io import read_image
-    from ich_infer.metrics import dice
-    from ich_infer.postprocess import postprocess
-    from ich_infer.predict import native_probabilities
-    from ich_infer.weights import Ensemble
-    from training.postprocess_selection import Grid, tune
-
-    weights = tmp_path / "weights"
-    shutil.copytree(smoke_weights, weights, ignore=shutil.ignore_patterns("work"))
-    report = list(csv.DictReader((weights / "cv_report.csv").open()))
-    folds = {row["case"]: int(row["fold"]) for row in report}
-    inference = load_weights(weights).config.inference
-    # training kept every held-out probability, and it is what the report scored
-    cache = tmp_path / "cache"
-    shutil.copytree(smoke_weights / "work" / "heldout_probabilities", cache)
-    for row in report:
-        with np.load(cache / f"{row['case']}.npz") as z:
-            assert int(z["fold"]) == folds[row["case"]]
-            assert abs(dice(z["label"], postprocess(z["prob"] / 255.0, z["brain"], inference)[0])
-                       - float(row["dice"])) < 0.02
-    first, *_ = sorted(folds)
-    kept = np.load(cache / f"{first}.npz")["prob"]
-    (cache / f"{first}.npz").unlink()  # a case the cache lacks is segmented again by its own fold model
-    said = []
-    record = tune(weights, [smoke_data], cache, Grid(thresholds=(0.3, 0.5), fractions=(0.1,)), echo=said.append)
-    assert record["cases"] == len(folds) == 6 and said == [f"fold {folds[first]} {first}: cached"]
-    ensemble = load_weights(weights)  # still loads: sha256 of the folds unchanged, config valid
-    with np.load(cache / f"{first}.npz") as cached:
-        volume, geometry = read_image(smoke_data / "images" / f"{first}.nii.gz")
-        own = Ensemble(ensemble.config, [ensemble.models[folds[first]]])
-        other = Ensemble(ensemble.config, [ensemble.models[1 - folds[first]]])
-        assert np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, own)[0] * 255))
-        assert not np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, other)[0] * 255))
-        # training's copy came from the same model before it was stored as float16
-        assert np.abs(kept.astype(int) - cached["prob"].astype(int)).max() <= 3
-    chosen = record["chosen"]
-    assert ensemble.config.inference.threshold == chosen["threshold"]
-    assert ensemble.manifest["postprocessing_selection"]["chosen"] == chosen
-    assert chosen["mean_dice"] >= record["before"]["mean_dice"]

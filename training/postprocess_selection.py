@@ -11,6 +11,9 @@ manifest's current setting by more than ``min_gain``: a setting does not move fo
 
     ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--dry-run]
 
+With the choice applied, ``cv_postprocessed.csv`` beside ``cv_report.csv`` holds each case's Dice
+under the chosen rules (for ``python -m training.release.paired``).
+
 ``training.cv`` keeps each held-out probability in ``WORK/heldout_probabilities`` in the cache's
 format, so ``--cache WORK/heldout_probabilities`` selects without segmenting anything again.
 """
@@ -36,6 +39,7 @@ from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 from .data import Case, discover
 from .rule_scores import case_table, rule_dice
 
+POSTPROCESSED_REPORT = "cv_postprocessed.csv"  # per-case Dice under the chosen rules, beside cv_report.csv
 TIE_DIGITS = 4  # mean Dice equal to this many digits is a tie
 RULE_FIELDS = ("threshold", "min_component_fraction", "min_peak_probability", "rescue_min_probability")
 
@@ -136,7 +140,7 @@ class Selection:
     chosen_dice: float
     current_dice: float
     rows: list  # every candidate as (rule values in RULE_FIELDS order, mean Dice), best first
-    cases: int
+    per_case: dict[str, float]  # each case's Dice under the chosen rules
 
 
 def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
@@ -145,8 +149,9 @@ def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = G
     Scored from each case's component tables (``rule_scores``), which give the product's own
     ``postprocess`` Dice exactly."""
     thresholds = tuple(sorted({*grid.thresholds, current.threshold}))
-    tables = []
+    tables, names = [], []
     for case in cases:
+        names.append(case.case)
         small = cropped(case, grid.floor(current))
         tables.append(case_table(small.prob, small.brain, small.label, thresholds, current.connectivity))
 
@@ -163,21 +168,23 @@ def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = G
                   key=lambda r: (-round(r[1], TIE_DIGITS), changes(r[0])))
     baseline = score(now)
     best = rows[0]
-    if best[1] > baseline + grid.min_gain:
-        return Selection(replace(current, **dict(zip(RULE_FIELDS, best[0]))), best[1], baseline, rows, len(tables))
-    return Selection(current, baseline, baseline, rows, len(tables))
+    values, chosen_dice = best if best[1] > baseline + grid.min_gain else (now, baseline)
+    per_case = {name: rule_dice(table, *values) for name, table in zip(names, tables)}
+    return Selection(replace(current, **dict(zip(RULE_FIELDS, values))), chosen_dice, baseline, rows, per_case)
 
 
 def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid = Grid(), apply: bool = True,
          echo=print) -> dict:
     """Select on the weights' own cross-validation and, with ``apply``, write the choice into the manifest."""
     ensemble = load_weights(weights)
-    folds = folds_of(weights / "cv_report.csv")
+    report = weights / "cv_report.csv"
+    folds = folds_of(report)
     cases = cache_probabilities(ensemble, locate(data, set(folds)), folds, cache or weights / "postprocess_cache", echo)
     current = ensemble.config.inference
     selection = select(cases, current, grid)
     chosen = selection.chosen
-    record = {"cases": selection.cases, "objective": "mean Dice over all cross-validation cases, held-out fold models",
+    record = {"cases": len(selection.per_case),
+              "objective": "mean Dice over all cross-validation cases, held-out fold models",
               "before": {**rules_of(current), "mean_dice": round(selection.current_dice, 4)},
               "chosen": {**rules_of(chosen), "mean_dice": round(selection.chosen_dice, 4)},
               "min_gain": grid.min_gain, "grid": asdict(grid),
@@ -188,4 +195,7 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
         manifest["config"]["inference"].update(rules_of(chosen))
         manifest["postprocessing_selection"] = record
         atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        rows = [f"{row['fold']},{row['case']},{selection.per_case[row['case']]:.6f},{row['volume_gt_ml']}"
+                for row in csv.DictReader(report.open())]
+        atomic_write_text(weights / POSTPROCESSED_REPORT, "\n".join(["fold,case,dice,volume_gt_ml", *rows]) + "\n")
     return record
