@@ -17,31 +17,30 @@ class PostprocessInfo:
     rescued: bool  # the never-empty rule produced the mask
 
 
-def remove_small_components(mask: np.ndarray, min_fraction: float,
-                            connectivity: int = 1) -> tuple[np.ndarray, int, int]:
-    """Drop components with fewer than ``min_fraction`` of the largest component's voxels.
+def kept_components(sizes: np.ndarray, peaks: np.ndarray | None, min_fraction: float,
+                    min_peak: float) -> np.ndarray:
+    """Which components stay, from their voxel counts and peak probabilities: first those whose peak
+    reaches ``min_peak`` (every one when it is 0), then, among them, those with at least
+    ``min_fraction`` of the largest one's voxels. ``training.rule_scores`` scores rules by it too."""
+    keep = peaks >= min_peak if min_peak > 0 else np.ones(sizes.size, bool)
+    if keep.any():
+        keep &= sizes >= min_fraction * sizes[keep].max()
+    return keep
 
-    ``connectivity`` is scipy's: 1 = faces (6-neighbourhood, the authors), 3 = 26-neighbourhood.
+
+def filter_components(mask: np.ndarray, prob: np.ndarray, cfg: InferenceConfig) -> tuple[np.ndarray, int, int]:
+    """The mask without unconfident and small components (``kept_components``), labelled once.
+
+    ``cfg.connectivity`` is scipy's: 1 = faces (6-neighbourhood, the authors), 3 = 26-neighbourhood.
     Returns the mask, the number of components found and the number removed.
     """
-    labels, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, connectivity))
-    if n <= 1:
-        return mask.astype(bool), n, 0
+    labels, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, cfg.connectivity))
+    if n == 0:
+        return mask.astype(bool), 0, 0
     sizes = np.bincount(labels.ravel())[1:]
-    keep = sizes >= min_fraction * sizes.max()
+    peaks = np.asarray(ndi.maximum(prob, labels, np.arange(1, n + 1))) if cfg.min_peak_probability > 0 else None
+    keep = kept_components(sizes, peaks, cfg.min_component_fraction, cfg.min_peak_probability)
     return np.concatenate([[False], keep])[labels], n, int((~keep).sum())
-
-
-def remove_unconfident_components(mask: np.ndarray, prob: np.ndarray, min_peak: float,
-                                  connectivity: int = 1) -> tuple[np.ndarray, int]:
-    """Drop components whose highest probability stays below ``min_peak``; returns the mask and the
-    number dropped."""
-    if min_peak <= 0 or not mask.any():
-        return mask, 0
-    labels, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, connectivity))
-    peaks = ndi.maximum(prob, labels, np.arange(1, n + 1))
-    keep = np.asarray(peaks) >= min_peak
-    return np.concatenate([[False], keep])[labels], int((~keep).sum())
 
 
 def rescue_empty(prob: np.ndarray, brain: np.ndarray, cfg: InferenceConfig) -> np.ndarray | None:
@@ -66,12 +65,10 @@ def postprocess(prob: np.ndarray, brain: np.ndarray, cfg: InferenceConfig) -> tu
     the confidence rule is a decision, not a miss."""
     mask = (prob >= cfg.threshold) & brain
     passed = bool(mask.any())
-    mask, unconfident = remove_unconfident_components(mask, prob, cfg.min_peak_probability, cfg.connectivity)
-    mask, n, removed = remove_small_components(mask, cfg.min_component_fraction, cfg.connectivity)
-    n += unconfident
+    mask, n, removed = filter_components(mask, prob, cfg)
     rescued = False
     if not passed:
         region = rescue_empty(prob, brain, cfg)
         if region is not None:
             mask, rescued = region, True
-    return mask, PostprocessInfo(n, removed + unconfident, rescued)
+    return mask, PostprocessInfo(n, removed, rescued)

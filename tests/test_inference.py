@@ -8,7 +8,7 @@ from conftest import oblique_direction
 
 from ich_infer.config import InferenceConfig
 from ich_infer.io import write_image
-from ich_infer.postprocess import postprocess, remove_small_components, rescue_empty
+from ich_infer.postprocess import filter_components, postprocess, rescue_empty
 from ich_infer.predict import Progress, predict_folder, segment
 from ich_infer.sliding_window import brain_tiles, gaussian_importance, predict_probabilities, tile_starts
 from ich_infer.volumetry import abc2_ml
@@ -79,14 +79,16 @@ def test_postprocessing_removes_exactly_the_small_components():
     mask[1:2, 20:25, 20:30] = True  # 50 voxels: exactly 10 %, kept
     mask[8:9, 30:35, 30:39] = True  # 45 voxels: 9 %, removed
     mask[8, 1, 30] = True  # touches the 45-voxel block only diagonally? no: separate single voxel
-    out, found, removed = remove_small_components(mask, 0.1, connectivity=1)
+    prob = mask.astype(np.float32)
+    out, found, removed = filter_components(mask, prob, InferenceConfig(min_component_fraction=0.1, connectivity=1))
     assert found == 4 and removed == 2
     assert out[1:6, 1:11, 1:11].all() and out[1, 20:25, 20:30].all()
     assert not out[8].any()
     diagonal = np.zeros((3, 5, 5), bool)
     diagonal[1, 1, 1] = diagonal[1, 2, 2] = True
-    assert remove_small_components(diagonal, 0.1, 1)[1] == 2  # 6-connectivity: two components
-    assert remove_small_components(diagonal, 0.1, 3)[1] == 1  # 26-connectivity: one
+    faces, corners = (InferenceConfig(min_component_fraction=0.1, connectivity=c) for c in (1, 3))
+    assert filter_components(diagonal, diagonal * 1.0, faces)[1] == 2  # 6-connectivity: two components
+    assert filter_components(diagonal, diagonal * 1.0, corners)[1] == 1  # 26-connectivity: one
 
 
 def test_never_empty_rule():

@@ -1,10 +1,10 @@
 """Exact Dice of every post-processing rule on a case, from one table of its components per threshold.
 
-``ich_infer.postprocess`` keeps a component when its peak reaches ``min_peak_probability`` and, among
-those, when it holds at least ``min_component_fraction`` of the largest; the never-empty rule runs
-only when nothing passed the threshold. All of that depends on the thresholded components' sizes,
-peaks and label overlap alone, so labelling each case once per threshold scores every combination of
-the other rules without touching the voxels again (a grid of hundreds of rules over hundreds of
+``ich_infer.postprocess`` decides which components stay from their sizes and peaks alone
+(``kept_components``, used here as well), and the never-empty rule runs only when nothing passed the
+threshold. A rule's Dice therefore depends on the thresholded components' sizes, peaks and label
+overlap alone, so labelling each case once per threshold scores every combination of the other
+rules without touching the voxels again (a grid of hundreds of rules over hundreds of
 cases would otherwise take hours). ``tests/test_release_tools.py`` holds it equal to the product's
 ``postprocess`` on every rule of a grid.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ich_infer.config import InferenceConfig
-from ich_infer.postprocess import rescue_empty
+from ich_infer.postprocess import kept_components, rescue_empty
 
 SMOOTH = 1e-5  # ich_infer.metrics.dice: two empty masks give 1.0
 
@@ -68,8 +68,6 @@ def rule_dice(table: CaseTable, threshold: float, fraction: float, min_peak: flo
         fires = table.peak >= rescue and table.rescue_size > 0
         pred, inter = (table.rescue_size, table.rescue_hits) if fires else (0, 0)
     else:
-        keep = comps.peaks >= min_peak if min_peak > 0 else np.ones(comps.sizes.size, bool)
-        if keep.sum() > 1:
-            keep &= comps.sizes >= fraction * comps.sizes[keep].max()
+        keep = kept_components(comps.sizes, comps.peaks, fraction, min_peak)
         pred, inter = int(comps.sizes[keep].sum()), int(comps.hits[keep].sum())
     return float((2.0 * inter + SMOOTH) / (table.label_voxels + pred + SMOOTH))
