@@ -8,9 +8,15 @@ import pytest
 from scipy import ndimage as ndi
 
 from ich_infer.config import InferenceConfig
+from ich_infer.metrics import dice
 from ich_infer.postprocess import postprocess
-from training.postprocess_selection import RULE_FIELDS, CachedCase, Grid, cropped, mean_dice, select
+from training.postprocess_selection import RULE_FIELDS, CachedCase, Grid, cropped, select
 from training.release.paired import bootstrap_interval, read_cases
+
+
+def mean_dice(cases: list[CachedCase], inference: InferenceConfig) -> float:
+    """The reference the selection is held to: the product's post-processing, voxel by voxel."""
+    return float(np.mean([dice(c.label, postprocess(c.prob, c.brain, inference)[0]) for c in cases]))
 
 
 def test_paired_reads_both_report_formats_and_brackets_the_mean(tmp_path):

@@ -43,7 +43,6 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
         prob, pre = native_probabilities(volume, geometry, ensemble, device)
         mask, _ = postprocess(prob, pre.brain_native, cfg.ich.inference)
         if probabilities is not None:
-            probabilities.mkdir(parents=True, exist_ok=True)
             save_cached(probabilities / f"{case.case}.npz", CachedCase(case.case, fold, prob, pre.brain_native, truth))
         rows.append({"case": case.case, **case_metrics(truth, mask, tuple(geometry.spacing[::-1]))})
     return rows

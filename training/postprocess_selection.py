@@ -5,9 +5,10 @@ the confidence a component must reach somewhere, the fraction of the largest com
 must have, and whether the never-empty rule runs). Every case of the weights'
 ``cv_report.csv`` is segmented by the one fold model that held it out (the report's ``fold`` column
 says which, so weights trained on several data folders never score a model on its own training
-cases). Its probability on the scan's grid is cached once; then every candidate setting is scored by
-the product's own ``postprocess`` on all cases. The best mean Dice wins, but only if it beats the
-manifest's current setting by more than ``min_gain``: a setting does not move for noise.
+cases). Its probability on the scan's grid is cached once; then every candidate setting is scored on
+all cases, exactly as the product's ``postprocess`` would score it (``rule_scores``). The best mean
+Dice wins, but only if it beats the manifest's current setting by more than ``min_gain``: a setting
+does not move for noise.
 
     ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--dry-run]
 
@@ -31,8 +32,6 @@ import numpy as np
 from ich_infer.config import InferenceConfig
 from ich_infer.errors import IchsegError
 from ich_infer.io import atomic_output, atomic_write_text, read_image, read_mask
-from ich_infer.metrics import dice
-from ich_infer.postprocess import postprocess
 from ich_infer.predict import native_probabilities
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 
@@ -83,11 +82,12 @@ def save_cached(path: Path, case: CachedCase) -> None:
                             label=case.label.astype(bool), fold=case.fold)
 
 
-def folds_of(report: Path) -> dict[str, int]:
-    """case -> the fold that held it out, from ``cv_report.csv``."""
+def report_rows(report: Path) -> list[dict]:
+    """The rows of ``cv_report.csv``: each case with the fold that held it out."""
     if not report.is_file():
         raise IchsegError(report, "no cross-validation report: these weights were not made by training.cv")
-    return {row["case"]: int(row["fold"]) for row in csv.DictReader(report.open())}
+    with report.open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def locate(folders: list[Path], names: set[str]) -> dict[str, Case]:
@@ -127,11 +127,6 @@ def cropped(case: CachedCase, floor: float) -> CachedCase:
         return CachedCase(case.case, case.fold, *nothing)
     box = tuple(slice(max(0, idx.min() - 1), idx.max() + 2) for idx in np.nonzero(active))
     return CachedCase(case.case, case.fold, case.prob[box], case.brain[box], case.label[box])
-
-
-def mean_dice(cases: list[CachedCase], inference: InferenceConfig) -> float:
-    """Mean Dice over all cases of the product's post-processing with ``inference`` (empty vs empty = 1)."""
-    return float(np.mean([dice(c.label, postprocess(c.prob, c.brain, inference)[0]) for c in cases]))
 
 
 @dataclass(frozen=True)
@@ -177,8 +172,8 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
          echo=print) -> dict:
     """Select on the weights' own cross-validation and, with ``apply``, write the choice into the manifest."""
     ensemble = load_weights(weights)
-    report = weights / "cv_report.csv"
-    folds = folds_of(report)
+    report = report_rows(weights / "cv_report.csv")
+    folds = {row["case"]: int(row["fold"]) for row in report}
     cases = cache_probabilities(ensemble, locate(data, set(folds)), folds, cache or weights / "postprocess_cache", echo)
     current = ensemble.config.inference
     selection = select(cases, current, grid)
@@ -196,6 +191,6 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
         manifest["postprocessing_selection"] = record
         atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         rows = [f"{row['fold']},{row['case']},{selection.per_case[row['case']]:.6f},{row['volume_gt_ml']}"
-                for row in csv.DictReader(report.open())]
+                for row in report]
         atomic_write_text(weights / POSTPROCESSED_REPORT, "\n".join(["fold,case,dice,volume_gt_ml", *rows]) + "\n")
     return record
