@@ -57,32 +57,6 @@ def test_sampling_draws_exactly_the_papers_centres():
     assert rng.random() == reference.random()
 
 
-def test_component_share_reaches_small_lesions_beside_a_large_one():
-    """A 320-voxel clot and a 2-voxel fleck: voxel by voxel the fleck gets under 1 % of the lesion
-    centres; with half of them drawn component by component it gets about a quarter."""
-    arrays = _arrays()
-    arrays.label[15, 40, 40] = arrays.label[15, 40, 41] = True
-    fleck = np.zeros_like(arrays.label)
-    fleck[15, 40, 40:42] = True
-
-    def fleck_share(share):
-        centres = sample_centres(arrays, 4000, 1.0, np.random.default_rng(0), component_share=share)
-        assert arrays.label[tuple(centres.T)].all()
-        return fleck[tuple(centres.T)].mean()
-
-    assert fleck_share(0.0) < 0.02
-    assert abs(fleck_share(0.5) - 0.25) < 0.03
-    assert abs(fleck_share(1.0) - 0.5) < 0.03
-
-
-def test_component_sampling_off_draws_as_before():
-    arrays = _arrays()
-    a = sample_centres(arrays, 50, 0.5, np.random.default_rng(5))
-    np.testing.assert_array_equal(a, sample_centres(arrays, 50, 0.5, np.random.default_rng(5), component_share=0.0))
-    config = CONFIGS["cpu_hu"]
-    assert config.sampling().component_share == config.lesion_component_share == 0.0
-
-
 def _as_mask(flat: np.ndarray, shape) -> np.ndarray:
     mask = np.zeros(int(np.prod(shape)), bool)
     mask[flat] = True

@@ -23,9 +23,6 @@ class TrainConfig:
     ich: IchConfig = field(default_factory=IchConfig)
     patches_per_image: int = 3000  # paper 2.5
     lesion_fraction: float = 0.5  # half the patch centres on lesion voxels (paper 2.3)
-    # Not in the paper (training.sampling.lesion_component_voxels): this share of the lesion centres
-    # picks a connected lesion first, so small and thin pieces beside a large clot are seen.
-    lesion_component_share: float = 0.0
     # Online hard-negative mining (not in the paper; training/mining.py): this share of the centres goes
     # to lesion-free islands the current model marks at >= mining_threshold, farther than
     # mining_margin_mm from any lesion, re-mined every epoch with a sliding window at mining_overlap.
@@ -53,7 +50,7 @@ class TrainConfig:
     def sampling(self) -> SamplingConfig:
         """How each training epoch draws its patches."""
         return SamplingConfig(self.patches_per_image, self.lesion_fraction, self.mined_negative_fraction,
-                              True, self.flip_probability, self.rotation_degrees, self.lesion_component_share)
+                              True, self.flip_probability, self.rotation_degrees)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

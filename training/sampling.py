@@ -45,28 +45,9 @@ def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float
     return np.flatnonzero(candidate)
 
 
-def lesion_component_voxels(label: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` flat lesion indices drawn component by component: a connected lesion (26-neighbourhood)
-    uniformly, then a voxel in it.
-
-    Why: drawn voxel by voxel, a 40 mL haematoma takes nearly every lesion centre of its case and the
-    sulcal blood or thin subdural beside it almost none; those thin, small pieces are what a narrow
-    network misses.
-    """
-    components, count = ndi.label(label, structure=np.ones((3, 3, 3), bool))
-    flat = components.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(1, count + 2))
-    chosen = rng.integers(count, size=n)
-    offsets = (rng.random(n) * (starts[chosen + 1] - starts[chosen])).astype(np.int64)
-    return order[starts[chosen] + offsets]
-
-
 def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.random.Generator,
-                   mined: np.ndarray | None = None, mined_fraction: float = 0.0,
-                   component_share: float = 0.0) -> np.ndarray:
-    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels (``component_share`` of
-    them one connected lesion at a time, ``lesion_component_voxels``), ``round(n * mined_fraction)``
+                   mined: np.ndarray | None = None, mined_fraction: float = 0.0) -> np.ndarray:
+    """``n`` voxel coordinates: ``round(n * lesion_fraction)`` on lesion voxels, ``round(n * mined_fraction)``
     on the ``mined`` flat indices (when there are any), the rest anywhere in the brain."""
     lesion = np.flatnonzero(arrays.label)
     brain = np.flatnonzero(arrays.brain)
@@ -75,10 +56,7 @@ def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.r
     n_lesion = int(round(n * lesion_fraction)) if len(lesion) else 0
     has_mined = mined is not None and len(mined) > 0
     n_mined = min(int(round(n * mined_fraction)), n - n_lesion) if has_mined else 0
-    n_by_component = int(round(n_lesion * component_share))
-    parts = [rng.choice(lesion, n_lesion - n_by_component), rng.choice(brain, n - n_lesion - n_mined)]
-    if n_by_component:  # no draw when off, so the voxel-wise sampling is unchanged
-        parts.append(lesion_component_voxels(arrays.label, n_by_component, rng))
+    parts = [rng.choice(lesion, n_lesion), rng.choice(brain, n - n_lesion - n_mined)]
     if n_mined:  # no draw at all when nothing is mined, so such a case samples as if mining were off
         parts.append(rng.choice(mined, n_mined))
     return np.stack(np.unravel_index(np.concatenate(parts), arrays.brain.shape), axis=1)
@@ -94,7 +72,6 @@ class SamplingConfig:
     augment: bool = True
     flip_probability: float = 0.5
     rotation_degrees: float = 10.0
-    component_share: float = 0.0  # of the lesion centres, drawn one connected lesion at a time
 
 
 def epoch_specs(cases: list[CaseArrays], sampling: SamplingConfig, rng: np.random.Generator,
@@ -106,8 +83,7 @@ def epoch_specs(cases: list[CaseArrays], sampling: SamplingConfig, rng: np.rando
         rounds = [sampling.augment] + ([True] if index in hard else [])
         for augmented in rounds:
             for centre in sample_centres(arrays, sampling.per_image, sampling.lesion_fraction, rng,
-                                         (mined or {}).get(index), sampling.mined_fraction,
-                                         sampling.component_share):
+                                         (mined or {}).get(index), sampling.mined_fraction):
                 centre = tuple(int(c) for c in centre)
                 if augmented:
                     flips = rng.random(2) < sampling.flip_probability
