@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .errors import IchsegError
-from .io import atomic_write_text, case_id, list_images, read_mask
+from .io import atomic_write_text, case_id, csv_text, list_images, read_mask
 from .metrics import case_metrics
 
 COLUMNS = ["case", "dice", "rvd", "nsd", "hd", "hd95", "volume_pred_ml", "volume_gt_ml"]
@@ -75,12 +73,7 @@ def _fmt(value: object) -> str:
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_fmt(row[c]) for c in COLUMNS])
-    return buffer.getvalue()
+    return csv_text(COLUMNS, ([_fmt(row[c]) for c in COLUMNS] for row in rows))
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:

@@ -7,13 +7,15 @@ untouched, because a mask that is off by a rounding of the direction cosines is 
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import logging
 import os
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +159,15 @@ def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path
 def write_mask(path: str | Path, mask: np.ndarray, geometry: Geometry) -> Path:
     """Write a binary mask as uint8 with values exactly 0/1 on ``geometry``."""
     return write_image(path, (np.asarray(mask) > 0).astype(np.uint8), geometry)
+
+
+def csv_text(header: list[str], rows: Iterable[list]) -> str:
+    """A CSV table as text (quoted where a value holds a comma, a quote or a newline)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -7,8 +7,6 @@ and the run goes on; masks are written atomically and a re-run skips finished ca
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -28,7 +26,7 @@ from .batch import check_output_folder, check_unique_cases, remove_stale_temps
 from .dicom_seg import write_dicom_seg
 from .errors import IchsegError, about
 from .inputs import ScanInput, list_inputs, load_input
-from .io import Geometry, atomic_write_text, read_mask, write_mask
+from .io import Geometry, atomic_write_text, csv_text, read_mask, write_mask
 from .orientation import reorientation
 from .postprocess import postprocess
 from .preprocess import Preprocessed, preprocess
@@ -141,12 +139,8 @@ def _volume_row(result: CaseResult) -> dict:
 
 
 def write_tables(out_dir: Path, report: RunReport) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for result in report.cases:
-        writer.writerow(_volume_row(result))
-    atomic_write_text(out_dir / "volumes.csv", buffer.getvalue())
+    rows = ([_volume_row(result)[c] for c in CSV_COLUMNS] for result in report.cases)
+    atomic_write_text(out_dir / "volumes.csv", csv_text(list(CSV_COLUMNS), rows))
     payload = {**report.meta, "cases": [asdict(c) for c in report.cases]}
     atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2, default=str) + "\n")
 

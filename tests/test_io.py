@@ -1,4 +1,6 @@
+import csv
 import gzip
+import io
 
 import nibabel as nib
 import numpy as np
@@ -7,7 +9,7 @@ import SimpleITK as sitk
 from conftest import make_image, oblique_direction
 
 from ich_infer.errors import IchsegError
-from ich_infer.io import case_id, list_images, read_image, write_mask
+from ich_infer.io import case_id, csv_text, list_images, read_image, write_mask
 
 DIRECTIONS = {
     "identity": tuple(np.eye(3).ravel()),
@@ -125,3 +127,11 @@ def test_errors_without_a_file_get_the_case_file_named():
     with pytest.raises(IchsegError, match=r"^other.nii: truncated$"):  # a named file is kept
         with about("scan.nii.gz"):
             raise IchsegError("other.nii", "truncated")
+
+
+def test_csv_text_round_trips_values_with_commas_and_quotes():
+    rows = [["a,b", 1.5, ""], ['say "hi"', 2, "line\nbreak"]]
+    text = csv_text(["case", "value", "note"], rows)
+    back = list(csv.reader(io.StringIO(text)))
+    assert back[0] == ["case", "value", "note"]
+    assert back[1:] == [[str(v) for v in row] for row in rows]

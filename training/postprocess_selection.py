@@ -31,7 +31,7 @@ import numpy as np
 
 from ich_infer.config import InferenceConfig
 from ich_infer.errors import IchsegError
-from ich_infer.io import atomic_output, atomic_write_text, read_image, read_mask
+from ich_infer.io import atomic_output, atomic_write_text, csv_text, read_image, read_mask
 from ich_infer.predict import native_probabilities
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, read_manifest
 
@@ -190,7 +190,7 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
         manifest["config"]["inference"].update(rules_of(chosen))
         manifest["postprocessing_selection"] = record
         atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        rows = [f"{row['fold']},{row['case']},{selection.per_case[row['case']]:.6f},{row['volume_gt_ml']}"
-                for row in report]
-        atomic_write_text(weights / POSTPROCESSED_REPORT, "\n".join(["fold,case,dice,volume_gt_ml", *rows]) + "\n")
+        rows = ([row["fold"], row["case"], f"{selection.per_case[row['case']]:.6f}", row["volume_gt_ml"]]
+                for row in report)
+        atomic_write_text(weights / POSTPROCESSED_REPORT, csv_text(["fold", "case", "dice", "volume_gt_ml"], rows))
     return record
