@@ -133,14 +133,13 @@ def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: 
                         volume_ml, abc2_ml(canonical, spacing), pre.input_kind.kind)
 
 
-def _volume_row(result: CaseResult) -> dict:
+def _volume_row(result: CaseResult) -> list:
     row = asdict(result)
-    return {k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS}
+    return ["" if row[k] is None else row[k] for k in CSV_COLUMNS]
 
 
 def write_tables(out_dir: Path, report: RunReport) -> None:
-    rows = ([_volume_row(result)[c] for c in CSV_COLUMNS] for result in report.cases)
-    atomic_write_text(out_dir / "volumes.csv", csv_text(list(CSV_COLUMNS), rows))
+    atomic_write_text(out_dir / "volumes.csv", csv_text(CSV_COLUMNS, (_volume_row(c) for c in report.cases)))
     payload = {**report.meta, "cases": [asdict(c) for c in report.cases]}
     atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2, default=str) + "\n")
 
