@@ -53,7 +53,8 @@ def predict(
     qc: bool = typer.Option(False, "--qc", help="Also write qc/<case>.png montages and qc/index.html."),
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="For DICOM input, also write <case>.seg.dcm "
                                    "(DICOM SEG referencing the source series)."),
-    tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips (4x slower)."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Average over in-plane flips (4x the "
+                                       "compute). Default: as the weights' manifest says."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
     from .predict import RunOptions, predict_folder
@@ -142,13 +143,15 @@ def tune_postprocess(
     data: list[Path] = typer.Option(..., "--data", help="The data folders it was cross-validated on (repeat)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Probability cache (default: WEIGHTS/"
                                          "postprocess_cache)."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Make the probabilities with in-plane "
+                                       "flip averaging (or not), and write that with the rules. Default: as now."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the choice; leave the manifest alone."),
 ) -> None:
     """Choose the post-processing rules on the cross-validation, as nnU-Net does, into the manifest."""
     from training.postprocess_selection import tune
 
     try:
-        record = tune(weights, data, cache, apply=not dry_run, echo=typer.echo)
+        record = tune(weights, data, cache, apply=not dry_run, echo=typer.echo, tta=tta)
     except IchsegError as exc:
         _fail(str(exc))
     before, chosen = record["before"], record["chosen"]
@@ -156,7 +159,8 @@ def tune_postprocess(
     def rules(values: dict) -> str:
         return ", ".join(f"{k} {v}" for k, v in values.items() if k != "mean_dice") + f" (Dice {values['mean_dice']})"
 
-    typer.echo(f"{record['cases']} cases: {rules(before)} -> {rules(chosen)}"
+    flips = ", in-plane flips averaged" if record["tta"] else ""
+    typer.echo(f"{record['cases']} cases{flips}: {rules(before)} -> {rules(chosen)}"
                + (" [dry run]" if dry_run else f"; written to {weights / 'manifest.json'}"))
 
 

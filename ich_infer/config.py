@@ -124,6 +124,9 @@ class InferenceConfig:
     # Never-empty rule: when nothing passes the threshold but the ensemble is this sure somewhere in
     # the brain, keep the connected region above half that maximum around the peak.
     rescue_min_probability: float = 0.3
+    # Average each model over the in-plane flips (left-right, front-back): 4x the compute. The
+    # post-processing above is chosen on probabilities made the same way (``ichseg tune-postprocess``).
+    tta: bool = False
     batch_size: int = 8
 
     def __post_init__(self) -> None:
@@ -136,6 +139,7 @@ class InferenceConfig:
         _require(self, "connectivity", self.connectivity in (1, 2, 3), "1, 2 or 3")
         _require(self, "min_peak_probability", 0 <= self.min_peak_probability < 1, "in [0, 1)")
         _require(self, "rescue_min_probability", 0 <= self.rescue_min_probability <= 1, "in [0, 1]")
+        _require(self, "tta", isinstance(self.tta, bool), "true or false")
         _require(self, "batch_size", self.batch_size >= 1, "at least 1")
 
 

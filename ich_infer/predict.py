@@ -109,21 +109,21 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def native_probabilities(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
-                         device: torch.device | str = "cpu", tta: bool = False,
+                         device: torch.device | str = "cpu",
                          on_tile: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, Preprocessed]:
     """The ensemble's averaged lesion probability on the scan's own grid, before any post-processing,
     and the preprocessing it came from (brain mask, orientation); also what post-processing is tuned on."""
     cfg = ensemble.config
     pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
-    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, tta, on_tile)
+    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, on_tile)
     return pre.to_native(prob), pre
 
 
 def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: torch.device | str = "cpu",
-            tta: bool = False, on_tile: Callable[[int, int], None] | None = None) -> Segmentation:
+            on_tile: Callable[[int, int], None] | None = None) -> Segmentation:
     """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid."""
     cfg = ensemble.config
-    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, tta, on_tile)
+    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, on_tile)
     mask, info = postprocess(prob_native, pre.brain_native, cfg.inference)
     canonical = pre.orientation.to_canonical(mask)
     spacing = pre.orientation.spacing(geometry.spacing)
@@ -152,7 +152,7 @@ class RunOptions:
     device: str = "auto"
     overwrite: bool = False  # redo cases whose mask exists
     qc: bool = False  # qc/<case>.png montages and qc/index.html
-    tta: bool = False  # average over in-plane flips
+    tta: bool | None = None  # average over in-plane flips; None: as the weights' manifest says
     dicom_seg: bool = False  # also <case>.seg.dcm for DICOM input
 
 
@@ -189,12 +189,17 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
         echo(f"removed {stale.name}, left by an interrupted run")
     weights = Path(options.weights or DEFAULT_WEIGHTS)
     torch_device = resolve_device(options.device)
-    batch = _Batch(load_weights(weights, torch_device), torch_device, options, output_dir, progress.tiles)
+    ensemble = load_weights(weights, torch_device)
+    if options.tta is not None and options.tta != ensemble.config.inference.tta:
+        ensemble = ensemble.with_inference(tta=options.tta)
+        echo(f"note: flip averaging {'on' if options.tta else 'off'}, but these weights' post-processing was "
+             "chosen with it " + ("off" if options.tta else "on") + " (ichseg tune-postprocess --tta/--no-tta)")
+    batch = _Batch(ensemble, torch_device, options, output_dir, progress.tiles)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": str(torch_device), "weights": str(weights.resolve()),
         "weights_sha256": batch.ensemble.sha256, "training": batch.ensemble.manifest.get("training", {}),
-        "config": batch.ensemble.config.to_dict(), "tta": options.tta, "input": str(input_dir.resolve()),
+        "config": batch.ensemble.config.to_dict(), "input": str(input_dir.resolve()),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     for item in inputs:
         target = output_dir / item.output_name
@@ -220,7 +225,7 @@ def _predict_one(item: ScanInput, target: Path, batch: _Batch) -> CaseResult:
     try:
         volume, geometry, read_notes = load_input(item)
         with about(path):
-            seg = segment(volume, geometry, batch.ensemble, batch.device, batch.options.tta, batch.on_tile)
+            seg = segment(volume, geometry, batch.ensemble, batch.device, batch.on_tile)
         write_mask(target, seg.mask, geometry)
         if batch.options.dicom_seg and item.is_dicom:
             seg_path = write_dicom_seg(target.with_name(f"{case}.seg.dcm"), seg.mask, geometry, path, item.series)

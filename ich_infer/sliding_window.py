@@ -74,11 +74,12 @@ class _Pass:
 
 @torch.inference_mode()
 def predict_probabilities(image: np.ndarray, brain: np.ndarray, models: Sequence[torch.nn.Module],
-                          cfg: InferenceConfig, device: torch.device | str = "cpu", tta: bool = False,
+                          cfg: InferenceConfig, device: torch.device | str = "cpu",
                           on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Mean lesion probability of ``models`` over ``image`` ``(C, S, P, L)``; zero outside the brain.
 
-    ``on_tile(done, total)`` is told after every batch of tiles (a progress bar's hook).
+    ``cfg.tta`` also averages each model over the in-plane flips. ``on_tile(done, total)`` is told
+    after every batch of tiles (a progress bar's hook).
     """
     device = torch.device(device)
     patch = tuple(cfg.patch_size)
@@ -88,7 +89,7 @@ def predict_probabilities(image: np.ndarray, brain: np.ndarray, models: Sequence
         brain = np.pad(brain, pad)
     tiles = brain_tiles(brain, patch, cfg.overlap)
     weight = gaussian_importance(patch) if cfg.weighting == "gaussian" else np.ones(patch, np.float32)
-    plan = _Pass(patch, weight, cfg.batch_size, device, device, tta, on_tile)
+    plan = _Pass(patch, weight, cfg.batch_size, device, device, cfg.tta, on_tile)
     try:
         prob = _accumulate(image, tiles, models, plan)
     except torch.cuda.OutOfMemoryError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ class Ensemble:
     @property
     def sha256(self) -> dict[str, str]:
         return {f["file"]: f["sha256"] for f in self.manifest.get("folds", [])}
+
+    def with_inference(self, **changes: Any) -> Ensemble:
+        """The same models under changed inference settings (validated like the manifest's)."""
+        config = replace(self.config, inference=replace(self.config.inference, **changes))
+        return Ensemble(config, self.models, self.manifest)
 
 
 def sha256_of(path: Path) -> str:

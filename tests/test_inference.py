@@ -55,6 +55,36 @@ def test_stitching_reproduces_a_pointwise_model_exactly(weighting):
     np.testing.assert_allclose(prob, expected, atol=1e-5)
 
 
+class LeftSided(torch.nn.Module):
+    """Calls the left half of every tile lesion, whatever the input: a model that is not flip-symmetric."""
+
+    def forward(self, x):
+        logit = torch.zeros_like(x[:, :1])
+        logit[..., : x.shape[-1] // 2] = 4.0
+        return torch.cat([torch.zeros_like(logit), logit], dim=1)
+
+
+def test_flip_averaging_maps_each_flip_back_before_averaging():
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(1, 16, 48, 48)).astype(np.float32)
+    brain = np.ones(image.shape[1:], bool)
+    with_flips = InferenceConfig(tta=True)
+    # a pointwise model gives the same map flipped and flipped back: averaging changes nothing
+    np.testing.assert_allclose(predict_probabilities(image, brain, [Constant()], with_flips),
+                               predict_probabilities(image, brain, [Constant()], InferenceConfig()), atol=1e-6)
+    # a lopsided one is averaged with its mirror image: left and right halves then agree
+    plain = predict_probabilities(image, brain, [LeftSided()], InferenceConfig())
+    assert plain[..., :24].min() > 0.95 and plain[..., 24:].max() == pytest.approx(0.5)
+    flipped = predict_probabilities(image, brain, [LeftSided()], with_flips)
+    np.testing.assert_allclose(flipped, flipped[..., ::-1], atol=1e-6)
+    np.testing.assert_allclose(flipped, (plain + plain[..., ::-1]) / 2, atol=1e-6)
+
+
+def test_flip_averaging_is_a_validated_inference_setting():
+    with pytest.raises(ValueError, match="tta"):
+        InferenceConfig(tta="yes")
+
+
 def test_small_volumes_are_padded_not_cropped():
     image = np.zeros((1, 6, 20, 30), np.float32)
     prob = predict_probabilities(image, np.ones((6, 20, 30), bool), [Constant()], InferenceConfig())
@@ -154,6 +184,7 @@ def test_predict_folder_geometry_reports_and_errors(tmp_path, tiny_weights, phan
     assert len(rows) == 5 and any(r.startswith("broken,error") for r in rows)
     payload = json.loads((out / "report.json").read_text())
     assert payload["weights_sha256"] and payload["device"] == "cpu"
+    assert payload["config"]["inference"]["tta"] is False  # as the weights' manifest says
     assert {c["case"]: c["status"] for c in payload["cases"]}["broken"] == "error"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
@@ -161,10 +192,13 @@ def test_predict_folder_geometry_reports_and_errors(tmp_path, tiny_weights, phan
     again = predict_folder(inp, out, weights=tiny_weights, device="cpu", echo=lambda s: None)
     assert sorted(c.status for c in again.cases) == ["error", "skipped", "skipped", "skipped"]
     cases, tiles = [], []
-    hooks = Progress(lambda s: None, lambda done, total, name: cases.append((done, total, name)),
+    said = []
+    hooks = Progress(said.append, lambda done, total, name: cases.append((done, total, name)),
                      lambda done, total: tiles.append((done, total)))
-    redo = predict_folder(inp, out, weights=tiny_weights, device="cpu", overwrite=True, echo=hooks)
+    redo = predict_folder(inp, out, weights=tiny_weights, device="cpu", overwrite=True, tta=True, echo=hooks)
+    assert said[0].startswith("note: flip averaging on, but these weights' post-processing was chosen with it off")
     assert sorted(c.status for c in redo.cases) == ["error", "ok", "ok", "ok"]
+    assert json.loads((out / "report.json").read_text())["config"]["inference"]["tta"] is True  # --tta overrides
     assert [(d, t) for d, t, _ in cases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
     assert tiles and all(0 < d <= t for d, t in tiles) and any(d == t for d, t in tiles)
 

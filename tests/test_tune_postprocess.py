@@ -55,3 +55,28 @@ def test_tune_postprocess_uses_each_cases_held_out_fold_and_writes_the_manifest(
             mask, _ = postprocess(z["prob"] / 255.0, z["brain"], inference)
             assert abs(float(row["dice"]) - dice(z["label"], mask)) < 1e-5
     assert abs(np.mean([float(r["dice"]) for r in rows]) - chosen["mean_dice"]) < 1e-4
+
+
+def test_tune_postprocess_with_flips_remakes_what_was_made_without_and_writes_the_setting(
+        tmp_path, smoke_data, smoke_weights):
+    weights = tmp_path / "weights"
+    shutil.copytree(smoke_weights, weights, ignore=shutil.ignore_patterns("work"))
+    cache = tmp_path / "cache"
+    shutil.copytree(smoke_weights / "work" / "heldout_probabilities", cache)  # made without flips
+    first, *rest = sorted(f.stem for f in cache.glob("*.npz"))
+    for name in rest:  # marked as made with flips, so only the first has to be made again
+        with np.load(cache / f"{name}.npz") as z:
+            arrays = {key: z[key] for key in z.files}
+        np.savez_compressed(cache / name, **{**arrays, "tta": True})
+    said = []
+    grid = Grid(thresholds=(0.5,), fractions=(0.1,), peaks=(0.0,))
+    record = tune(weights, [smoke_data], cache, grid, echo=said.append, tta=True)
+    fold = next(int(r["fold"]) for r in csv.DictReader((weights / "cv_report.csv").open()) if r["case"] == first)
+    assert record["tta"] is True and said == [f"fold {fold} {first}: cached"]
+    ensemble = load_weights(weights)
+    assert ensemble.config.inference.tta is True
+    volume, geometry = read_image(smoke_data / "images" / f"{first}.nii.gz")
+    own = Ensemble(ensemble.config, [ensemble.models[fold]])
+    with np.load(cache / f"{first}.npz") as cached:
+        assert bool(cached["tta"])
+        assert np.array_equal(cached["prob"], np.round(native_probabilities(volume, geometry, own)[0] * 255))

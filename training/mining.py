@@ -29,7 +29,7 @@ from .sampling import false_positive_voxels
 def mine_false_positives(model: torch.nn.Module, cases: list[CaseArrays], cfg: TrainConfig,
                          device: torch.device) -> dict[int, np.ndarray]:
     """Each case's false-positive islands under the current model (flat indices, by case index)."""
-    inference = replace(cfg.ich.inference, overlap=cfg.mining_overlap)
+    inference = replace(cfg.ich.inference, overlap=cfg.mining_overlap, tta=False)  # the model as trained
     # A copy: inference converts a model's memory format under inference mode, which would leave the
     # trained parameters as inference tensors that autograd refuses, and would switch off dropout.
     frozen = copy.deepcopy(model).eval()

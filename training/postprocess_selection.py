@@ -10,7 +10,10 @@ all cases, exactly as the product's ``postprocess`` would score it (``rule_score
 Dice wins, but only if it beats the manifest's current setting by more than ``min_gain``: a setting
 does not move for noise.
 
-    ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--dry-run]
+    ichseg tune-postprocess WEIGHTS --data DIR [DIR ...] [--cache DIR] [--tta/--no-tta] [--dry-run]
+
+``--tta`` switches the weights to averaging over in-plane flips and chooses the rules on
+probabilities made that way: rules chosen on one kind of probability are not carried to the other.
 
 With the choice applied, ``cv_postprocessed.csv`` beside ``cv_report.csv`` holds each case's Dice
 under the chosen rules (for ``python -m training.release.paired``).
@@ -73,13 +76,22 @@ class CachedCase:
     prob: np.ndarray  # native grid, float32
     brain: np.ndarray
     label: np.ndarray
+    tta: bool = False  # made with in-plane flip averaging
 
 
 def save_cached(path: Path, case: CachedCase) -> None:
     """One case's held-out probability (uint8, /255), brain and label: what ``tune`` reads back."""
     with atomic_output(path, ".tmp.npz") as tmp:
         np.savez_compressed(tmp, prob=np.round(case.prob * 255).astype(np.uint8), brain=case.brain,
-                            label=case.label.astype(bool), fold=case.fold)
+                            label=case.label.astype(bool), fold=case.fold, tta=case.tta)
+
+
+def _cached_tta(path: Path) -> bool | None:
+    """How a cached probability was made; None when there is none."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return bool(z["tta"]) if "tta" in z.files else False
 
 
 def report_rows(report: Path) -> list[dict]:
@@ -105,17 +117,18 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
     """Each case's probability from its own held-out fold model, cached as ``<case>.npz`` (uint8 /255);
     yielded one at a time, since hundreds of whole-scan probabilities do not fit in memory together."""
     cache.mkdir(parents=True, exist_ok=True)
+    tta = ensemble.config.inference.tta
     for name in sorted(cases):
         fold, path = folds[name], cache / f"{name}.npz"
-        if not path.is_file():
+        if _cached_tta(path) != tta:  # absent, or made the other way
             volume, geometry = read_image(cases[name].image)
             model = Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model)
             label, _ = read_mask(cases[name].label)
-            save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label))
+            save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label, tta))
             echo(f"fold {fold} {name}: cached")
         with np.load(path) as z:
-            yield CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"])
+            yield CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"], tta)
 
 
 def cropped(case: CachedCase, floor: float) -> CachedCase:
@@ -169,16 +182,20 @@ def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = G
 
 
 def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid = Grid(), apply: bool = True,
-         echo=print) -> dict:
-    """Select on the weights' own cross-validation and, with ``apply``, write the choice into the manifest."""
+         echo=print, tta: bool | None = None) -> dict:
+    """Select on the weights' own cross-validation and, with ``apply``, write the choice into the manifest.
+
+    ``tta`` (None: as the manifest says) is how the probabilities are made, and is written with the rules."""
     ensemble = load_weights(weights)
+    if tta is not None:
+        ensemble = ensemble.with_inference(tta=tta)
     report = report_rows(weights / "cv_report.csv")
     folds = {row["case"]: int(row["fold"]) for row in report}
     cases = cache_probabilities(ensemble, locate(data, set(folds)), folds, cache or weights / "postprocess_cache", echo)
     current = ensemble.config.inference
     selection = select(cases, current, grid)
     chosen = selection.chosen
-    record = {"cases": len(selection.per_case),
+    record = {"cases": len(selection.per_case), "tta": current.tta,
               "objective": "mean Dice over all cross-validation cases, held-out fold models",
               "before": {**rules_of(current), "mean_dice": round(selection.current_dice, 4)},
               "chosen": {**rules_of(chosen), "mean_dice": round(selection.chosen_dice, 4)},
@@ -187,7 +204,7 @@ def tune(weights: Path, data: list[Path], cache: Path | None = None, grid: Grid 
                       for values, d in selection.rows[:5]]}
     if apply:
         manifest = read_manifest(weights)
-        manifest["config"]["inference"].update(rules_of(chosen))
+        manifest["config"]["inference"].update({**rules_of(chosen), "tta": chosen.tta})
         manifest["postprocessing_selection"] = record
         atomic_write_text(weights / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         rows = ([row["fold"], row["case"], f"{selection.per_case[row['case']]:.6f}", row["volume_gt_ml"]]
