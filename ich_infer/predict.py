@@ -192,8 +192,9 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
     ensemble = load_weights(weights, torch_device)
     if options.tta is not None and options.tta != ensemble.config.inference.tta:
         ensemble = ensemble.with_inference(tta=options.tta)
-        echo(f"note: flip averaging {'on' if options.tta else 'off'}, but these weights' post-processing was "
-             "chosen with it " + ("off" if options.tta else "on") + " (ichseg tune-postprocess --tta/--no-tta)")
+        now, chosen = ("on", "off") if options.tta else ("off", "on")
+        echo(f"note: flip averaging {now}, but these weights' post-processing was chosen with it {chosen} "
+             "(ichseg tune-postprocess --tta/--no-tta)")
     batch = _Batch(ensemble, torch_device, options, output_dir, progress.tiles)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),

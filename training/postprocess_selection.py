@@ -86,12 +86,16 @@ def save_cached(path: Path, case: CachedCase) -> None:
                             label=case.label.astype(bool), fold=case.fold, tta=case.tta)
 
 
-def _cached_tta(path: Path) -> bool | None:
-    """How a cached probability was made; None when there is none."""
+def _read_cached(path: Path, tta: bool) -> CachedCase | None:
+    """The cached case at ``path``; None when there is none or it was made the other way (``tta``)."""
     if not path.is_file():
         return None
     with np.load(path) as z:
-        return bool(z["tta"]) if "tta" in z.files else False
+        made_with = bool(z["tta"]) if "tta" in z.files else False
+        if made_with != tta:
+            return None
+        return CachedCase(path.name.removesuffix(".npz"), int(z["fold"]),
+                          z["prob"].astype(np.float32) / 255, z["brain"], z["label"], tta)
 
 
 def report_rows(report: Path) -> list[dict]:
@@ -120,15 +124,16 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
     tta = ensemble.config.inference.tta
     for name in sorted(cases):
         fold, path = folds[name], cache / f"{name}.npz"
-        if _cached_tta(path) != tta:  # absent, or made the other way
+        cached = _read_cached(path, tta)
+        if cached is None:
             volume, geometry = read_image(cases[name].image)
             model = Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model)
             label, _ = read_mask(cases[name].label)
             save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label, tta))
             echo(f"fold {fold} {name}: cached")
-        with np.load(path) as z:
-            yield CachedCase(name, int(z["fold"]), z["prob"].astype(np.float32) / 255, z["brain"], z["label"], tta)
+            cached = _read_cached(path, tta)  # read back: scored exactly as a cached case (uint8 /255)
+        yield cached
 
 
 def cropped(case: CachedCase, floor: float) -> CachedCase:
