@@ -110,6 +110,9 @@ def phantom(
                                                 "generator's; a set for tuning false-positive rules wants many)."),
     acquisition: str = typer.Option("instance", "--acquisition", help="instance: INSTANCE-like 5 mm slices; "
                                     "varied: 2.5-7 mm slices, gantry tilt, sharp kernels (training data)."),
+    subtype_weights: Optional[str] = typer.Option(None, "--subtype-weights", help="How often each of IPH, SDH, "
+                                                  "EDH, IVH, SAH is drawn, e.g. 0.2,0.15,0.1,0.1,0.45 "
+                                                  "(default: the generator's)."),
 ) -> None:
     """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
     from dataclasses import replace
@@ -120,8 +123,10 @@ def phantom(
     if lesion_free is not None:  # the generator's own default stays the one source of it
         settings = replace(settings, lesion_free_fraction=lesion_free)
     try:
+        if subtype_weights is not None:
+            settings = replace(settings, subtype_weights=tuple(float(w) for w in subtype_weights.split(",")))
         paths = write_dataset(out, n, seed, settings, workers=workers)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")
 
