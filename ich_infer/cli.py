@@ -98,6 +98,13 @@ def evaluate(
         raise typer.Exit(1)
 
 
+def _numbers(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, not {text!r}") from None
+
+
 @app.command()
 def phantom(
     out: Path = typer.Option(..., "--out", help="Folder; writes images/, labels/ and cases.json."),
@@ -124,7 +131,7 @@ def phantom(
         settings = replace(settings, lesion_free_fraction=lesion_free)
     try:
         if subtype_weights is not None:
-            settings = replace(settings, subtype_weights=tuple(float(w) for w in subtype_weights.split(",")))
+            settings = replace(settings, subtype_weights=_numbers(subtype_weights, "--subtype-weights"))
         paths = write_dataset(out, n, seed, settings, workers=workers)
     except (RuntimeError, ValueError) as exc:
         _fail(str(exc))
