@@ -98,13 +98,6 @@ def evaluate(
         raise typer.Exit(1)
 
 
-def _numbers(text: str, option: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated numbers, not {text!r}") from None
-
-
 @app.command()
 def phantom(
     out: Path = typer.Option(..., "--out", help="Folder; writes images/, labels/ and cases.json."),
@@ -117,9 +110,6 @@ def phantom(
                                                 "generator's; a set for tuning false-positive rules wants many)."),
     acquisition: str = typer.Option("instance", "--acquisition", help="instance: INSTANCE-like 5 mm slices; "
                                     "varied: 2.5-7 mm slices, gantry tilt, sharp kernels (training data)."),
-    subtype_weights: Optional[str] = typer.Option(None, "--subtype-weights", help="How often each of IPH, SDH, "
-                                                  "EDH, IVH, SAH is drawn, e.g. 0.2,0.15,0.1,0.1,0.45 "
-                                                  "(default: the generator's)."),
 ) -> None:
     """Write synthetic head CTs with labelled haemorrhage (needs nilearn, the 'phantom' extra)."""
     from dataclasses import replace
@@ -130,10 +120,8 @@ def phantom(
     if lesion_free is not None:  # the generator's own default stays the one source of it
         settings = replace(settings, lesion_free_fraction=lesion_free)
     try:
-        if subtype_weights is not None:
-            settings = replace(settings, subtype_weights=_numbers(subtype_weights, "--subtype-weights"))
         paths = write_dataset(out, n, seed, settings, workers=workers)
-    except (RuntimeError, ValueError) as exc:
+    except RuntimeError as exc:
         _fail(str(exc))
     typer.echo(f"{len(paths)} cases -> {out / 'images'}, {out / 'labels'}")
 

@@ -69,8 +69,7 @@ def _write_case(out: Path, case: str, case_seed: int, settings: PhantomSettings)
     write_image(image_path, phantom.image, phantom.geometry)
     write_image(out / "labels" / f"{case}.nii.gz", phantom.label, phantom.geometry)
     return image_path, {"seed": case_seed, "generator_version": GENERATOR_VERSION,
-                        "acquisition": settings.acquisition, "subtype_weights": list(settings.subtype_weights),
-                        "lesion_free_fraction": settings.lesion_free_fraction, "lesions": phantom.lesions,
+                        "acquisition": settings.acquisition, "lesions": phantom.lesions,
                         "size": list(phantom.geometry.size), "spacing": list(phantom.geometry.spacing)}
 
 

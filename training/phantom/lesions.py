@@ -5,15 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .settings import (
-    GRID_MM,
-    LOOKS_LIKE_BONE_HU,
-    SUBTYPES,
-    SULCAL_BRAIN_FRACTION,
-    SULCAL_DEPTH_MM,
-    VISIBLE_ABOVE_GM_HU,
-    PhantomSettings,
-)
+from .settings import GRID_MM, LOOKS_LIKE_BONE_HU, SUBTYPES, VISIBLE_ABOVE_GM_HU, PhantomSettings
 from .template import FieldBank, Template, coords, ellipsoid, smooth_field
 
 
@@ -37,7 +29,7 @@ def lesion_plan(seed: int, settings: PhantomSettings = PhantomSettings()) -> lis
     if rng.random() < settings.lesion_free_fraction:
         return []
     n = int(rng.choice([1, 1, 1, 2, 2, 3]))
-    kinds = rng.choice(SUBTYPES, size=n, p=settings.subtype_weights)
+    kinds = rng.choice(SUBTYPES, size=n, p=[0.4, 0.2, 0.12, 0.13, 0.15])
     plan = []
     for index, kind in enumerate(kinds):
         item: dict = {"type": str(kind), "stream": [int(seed), 1, index]}
@@ -138,26 +130,16 @@ def _ivh(rng, t: Template, item: dict):
 
 
 def _sah(rng, t: Template, item: dict):
-    """Blood in the basal cisterns of a region, or in a convexity's CSF rim and the sulci opening from it.
-
-    The template is an average brain: its sulci are shallow dips of grey-matter probability, not CSF.
-    Convexity blood follows those dips ``SULCAL_DEPTH_MM`` in, up to a per-case brain fraction, so it
-    runs into the brain as serpiginous lines as on real scans; a rim alone under the inner table looks
-    like the skull's bloom, which the network must learn not to call.
-    """
+    """Thin blood in the sulci and basal cisterns of a region."""
     x, y, z = coords(t)
-    brain = t.gm + t.wm
-    csf = t.ics & (brain < 0.6)
-    sulci = np.zeros(brain.shape, np.float32)
+    csf = t.ics & (t.gm + t.wm < 0.6)
     if rng.random() < 0.5:  # basal cisterns
         centre = np.array([rng.uniform(-10, 10), rng.uniform(-10, 10), t.bottom_z + rng.uniform(55, 65)])
     else:  # a convexity
         cand = np.argwhere(csf & (t.d_in < 8) & (t.d_in > 1))
         centre = t.origin + GRID_MM * cand[rng.integers(len(cand))]
-        reach = rng.uniform(*SULCAL_BRAIN_FRACTION)
-        sulci = np.clip((reach - brain) / 0.1 + 0.5, 0, 1) * t.ics * (t.d_in < SULCAL_DEPTH_MM)
     region = np.sqrt(ellipsoid(x, y, z, centre, [rng.uniform(20, 40)] * 3)) < 1
-    fraction = region * np.maximum(csf * np.clip(1 - brain, 0, 1), sulci) * rng.uniform(0.85, 1.0)
+    fraction = csf * region * np.clip(1 - (t.gm + t.wm), 0, 1) * rng.uniform(0.85, 1.0)
     return fraction.astype(np.float32), rng.uniform(55, 80), {"centre_ras_mm": [round(float(c), 1) for c in centre]}
 
 

@@ -18,7 +18,7 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 PAD_MM = 40  # room around the template for skull, scalp and holder
 VISIBLE_ABOVE_GM_HU = 3.0  # labelled blood is at least this much denser than grey matter (noise-free)
 LOOKS_LIKE_BONE_HU = 160.0  # labelled blood reads below this, noise-free: denser looks like bone
-GENERATOR_VERSION = 10
+GENERATOR_VERSION = 9
 CASE_SEED_STRIDE = 100003  # case i of dataset seed s has seed s * CASE_SEED_STRIDE + i; distinct for i < stride
 # In-plane point spread of a soft reconstruction kernel: it blooms the skull 1-2 mm into the brain,
 # as on real scans.
@@ -27,10 +27,6 @@ KERNEL_SIGMA_MM = (0.3, 0.9)
 # the brain: the GE trauma head reads 71 HU at 1-2 mm inside its brain mask and 52 HU at 2-3 mm,
 # where kernels of 0.3-0.9 mm give 23-46 and 27-35 (python -m training.release.edge_profile).
 VARIED_KERNEL_SIGMA_MM = (0.6, 3.0)
-# Convexity SAH fills the template's sulcal dips where the brain fraction is below a per-case value
-# in this range, to this depth under the intracranial boundary.
-SULCAL_BRAIN_FRACTION = (0.85, 0.95)
-SULCAL_DEPTH_MM = 15.0
 GRID_MM = 1.25  # the head is composed on this grid: fine enough for 1.2 mm bone tables, 2x cheaper than 1 mm
 
 
@@ -42,20 +38,12 @@ class PhantomSettings:
     min_slices: int = 20
     max_slices: int = 70
     lesion_free_fraction: float = 0.12
-    subtype_weights: tuple[float, ...] = (0.4, 0.2, 0.12, 0.13, 0.15)  # how often each of SUBTYPES is drawn
     noise_hu: tuple[float, float] = (3.0, 8.0)
     oriented_fraction: float = 0.5  # share of cases stored flipped/permuted/oblique
     # "instance": INSTANCE-like 5 mm slices and a soft kernel. "varied": what other scanners hand over
     # (slice thickness, gantry tilt, sharp edge-enhancing kernels, noise), drawn per case from its own
     # random stream, so the thin inner-table bands that thick tilted slices make are seen unlabelled.
     acquisition: str = "instance"
-
-    def __post_init__(self):
-        weights = tuple(float(w) for w in self.subtype_weights)
-        if len(weights) != len(SUBTYPES) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"subtype_weights must be {len(SUBTYPES)} non-negative numbers, one per "
-                             f"{', '.join(SUBTYPES)}, not all 0; got {self.subtype_weights}")
-        object.__setattr__(self, "subtype_weights", tuple(w / sum(weights) for w in weights))
 
 
 @dataclass
