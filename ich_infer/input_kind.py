@@ -92,7 +92,10 @@ def classify(volume: np.ndarray) -> InputKind:
         return InputKind("not_hu", f"{span}: nothing but background")
     tissue = volume[foreground]
     median = float(np.median(tissue))
-    air = float(np.mean((volume < AIR_BELOW_HU) & ~background))
+    # A constant background at an air value is air (a scanner's padding, or an export that set air to
+    # -1024); one at a tissue value (0 after windowing) is not.
+    air_background = background_value < AIR_BELOW_HU
+    air = float(np.mean((volume < AIR_BELOW_HU) & (air_background | ~background)))
     bone = float(np.mean(tissue > BONE_ABOVE_HU))
     if not BRAIN_MEDIAN_HU[0] <= median <= BRAIN_MEDIAN_HU[1]:
         hint = " (stored values without the rescale intercept?)" if median > 500 else ""
@@ -100,7 +103,8 @@ def classify(volume: np.ndarray) -> InputKind:
     if background.any():
         ev = stripped_evidence(volume, foreground, background)
         if ev["outside"] < STRIPPED_OUTSIDE_MAX and ev["enclosed"] < STRIPPED_ENCLOSED_MAX \
-                and ev["clipped"] < CLIPPED_MIN and ev["exposed_bone"] >= EXPOSED_BONE_MIN:
+                and ev["clipped"] < CLIPPED_MIN \
+                and (ev["exposed_bone"] >= EXPOSED_BONE_MIN or bone < MIN_BONE_FRACTION):
             return InputKind("skull_stripped", f"{span}, constant background {background_value:g} "
                              f"({background_share:.0%}), one brain-valued region", background_value)
         if air < MIN_AIR_FRACTION or bone < MIN_BONE_FRACTION:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
 
-from .sampling import SamplingConfig
+from .sampling import IntensityAugment, SamplingConfig
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,23 @@ class TrainConfig:
     rotation_degrees: float = 10.0
     val_patches_per_image: int = 100
     workers: int = 0
+    # Intensity augmentation (not in the paper), in HU: real scanners differ in offset, contrast, noise
+    # and kernel; off in the phantom recipes.
+    augment_shift_hu: float = 0.0
+    augment_gain: float = 0.0
+    augment_noise_hu: float = 0.0
+    augment_blur_probability: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def sampling(self) -> SamplingConfig:
         """How each training epoch draws its patches."""
+        scale = self.ich.preprocess.hu_scale
+        intensity = IntensityAugment(self.augment_shift_hu / scale, self.augment_gain, self.augment_noise_hu / scale,
+                                     self.augment_blur_probability)
         return SamplingConfig(self.patches_per_image, self.lesion_fraction, self.mined_negative_fraction,
-                              True, self.flip_probability, self.rotation_degrees)
+                              True, self.flip_probability, self.rotation_degrees, intensity)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -96,6 +105,12 @@ CONFIGS: dict[str, TrainConfig] = {
     # eighth of the centres on the model's own false alarms (training.mining).
     "cpu_hu": replace(_with(CPU, preprocess={"normalization": "hu"}), max_epochs=2, patches_per_image=48,
                       mined_negative_fraction=0.125),
+    # Real haemorrhage (training.ct_ich): release 12's architecture, grid and rules, fine-tuned on real
+    # patients with the intensity variation of real scanners; no mining (the normal heads are real negatives).
+    "real": replace(_with(CPU, preprocess={"normalization": "hu"},
+                          inference={"threshold": 0.25, "min_component_fraction": 0.0, "min_peak_probability": 0.95}),
+                    max_epochs=6, patience=3, patches_per_image=96, val_patches_per_image=48,
+                    augment_shift_hu=10.0, augment_gain=0.1, augment_noise_hu=4.0, augment_blur_probability=0.3),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},
                    model={"base_width": 4, "depth": 2}, inference={"patch_size": (8, 32, 32)},

@@ -27,6 +27,11 @@ class PatchSpec:
     flip_p: bool = False
     flip_l: bool = False
     angle: float = 0.0  # in-plane rotation, degrees
+    shift: float = 0.0  # added to brain voxels (normalised units): scanners and kernels differ by several HU
+    gain: float = 1.0  # contrast, about the brain's values
+    noise: float = 0.0  # sd of Gaussian noise (normalised units)
+    blur: float = 0.0  # in-plane Gaussian sigma in voxels; negative: unsharp masking of that sigma (sharp kernel)
+    noise_seed: int = 0
 
 
 def false_positive_voxels(prob: np.ndarray, arrays: CaseArrays, threshold: float, margin_mm: float) -> np.ndarray:
@@ -63,6 +68,20 @@ def sample_centres(arrays: CaseArrays, n: int, lesion_fraction: float, rng: np.r
 
 
 @dataclass(frozen=True)
+class IntensityAugment:
+    """What real scans vary in besides geometry, in normalised units (HU / ``hu_scale``)."""
+
+    shift: float = 0.0  # uniform in +-shift
+    gain: float = 0.0  # contrast factor uniform in 1 +- gain
+    noise: float = 0.0  # noise sd uniform in 0..noise
+    blur_probability: float = 0.0  # half of these blur (soft kernel, thick slices), half sharpen
+
+    @property
+    def active(self) -> bool:
+        return any((self.shift, self.gain, self.noise, self.blur_probability))
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
     """How one epoch's patches are drawn (``TrainConfig.sampling()`` builds the training one)."""
 
@@ -72,6 +91,17 @@ class SamplingConfig:
     augment: bool = True
     flip_probability: float = 0.5
     rotation_degrees: float = 10.0
+    intensity: IntensityAugment = IntensityAugment()
+
+
+def _intensity(aug: IntensityAugment, rng: np.random.Generator) -> dict:
+    if not aug.active:
+        return {}
+    blur = 0.0
+    if rng.random() < aug.blur_probability:
+        blur = float(rng.uniform(0.4, 1.0)) * (1.0 if rng.random() < 0.5 else -1.0)
+    return {"shift": float(rng.uniform(-aug.shift, aug.shift)), "gain": float(1 + rng.uniform(-aug.gain, aug.gain)),
+            "noise": float(rng.uniform(0, aug.noise)), "blur": blur, "noise_seed": int(rng.integers(2**31))}
 
 
 def epoch_specs(cases: list[CaseArrays], sampling: SamplingConfig, rng: np.random.Generator,
@@ -88,7 +118,8 @@ def epoch_specs(cases: list[CaseArrays], sampling: SamplingConfig, rng: np.rando
                 if augmented:
                     flips = rng.random(2) < sampling.flip_probability
                     angle = float(rng.uniform(-sampling.rotation_degrees, sampling.rotation_degrees))
-                    specs.append(PatchSpec(index, centre, bool(flips[0]), bool(flips[1]), angle))
+                    specs.append(PatchSpec(index, centre, bool(flips[0]), bool(flips[1]), angle,
+                                           **_intensity(sampling.intensity, rng)))
                 else:
                     specs.append(PatchSpec(index, centre))
     order = rng.permutation(len(specs))
@@ -121,11 +152,34 @@ def extract(arrays: CaseArrays, spec: PatchSpec, patch: tuple[int, int, int]) ->
         label = ndi.rotate(label, spec.angle, axes=(1, 2), reshape=False, order=1, mode="constant")
         image = image[:, :, margin:margin + patch[1], margin:margin + patch[2]]
         label = label[:, margin:margin + patch[1], margin:margin + patch[2]]
+    image = _vary_intensity(image, spec)
     if spec.flip_p:
         image, label = image[:, :, ::-1], label[:, ::-1]
     if spec.flip_l:
         image, label = image[..., ::-1], label[..., ::-1]
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(label >= 0.5)
+
+
+def _vary_intensity(image: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    """Offset, contrast, kernel and noise of another scanner, on brain voxels only (the constant
+    outside the brain, the channel's minimum, stays as preprocessing writes it)."""
+    if spec.shift == 0 and spec.gain == 1 and spec.noise == 0 and spec.blur == 0:
+        return image
+    out = image.astype(np.float32, copy=True)
+    for c in range(out.shape[0]):
+        floor = float(out[c].min())
+        brain = out[c] > floor
+        x = out[c]
+        if spec.blur > 0:
+            x = ndi.gaussian_filter(x, (0, spec.blur, spec.blur))
+        elif spec.blur < 0:
+            x = x + 0.7 * (x - ndi.gaussian_filter(x, (0, -spec.blur, -spec.blur)))
+        mean = float(x[brain].mean()) if brain.any() else 0.0
+        x = (x - mean) * spec.gain + mean + spec.shift
+        if spec.noise:
+            x = x + np.random.default_rng(spec.noise_seed).normal(0, spec.noise, x.shape).astype(np.float32)
+        out[c] = np.where(brain, np.maximum(x, floor), floor)
+    return out
 
 
 def _crop(volume: np.ndarray, lo: list[int], size: tuple[int, ...], fill: np.ndarray) -> np.ndarray:
