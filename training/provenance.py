@@ -40,6 +40,10 @@ def dataset_record(folder: Path, case_names: list[str]) -> dict:
         variants = sorted({e["variant"] for e in entries if "variant" in e})
         if variants:
             record["variants"] = variants  # e.g. skull_stripped: a twin of another folder
+    patients = [e["patient"] for e in entries if isinstance(e, dict) and "patient" in e]
+    if patients:  # real patients (training.ct_ich): which ones, so a report can refuse to score them
+        record.update(source=sorted({e.get("source", "") for e in entries if isinstance(e, dict)}),
+                      patients=sorted(patients))
     return record
 
 
