@@ -23,3 +23,25 @@ def timer(store: dict, key: str):
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def test_data_cases():
+    """The bundled test_data scans as (name, volume, geometry)."""
+    from pathlib import Path
+
+    from ich_infer.inputs import list_inputs, load_input
+
+    folder = Path(__file__).resolve().parents[1] / "test_data" / "images"
+    return [(item.case, *load_input(item)[:2]) for item in list_inputs(folder)]
+
+
+def case_seconds(ensemble, cases) -> list[float]:
+    """Wall seconds of ``segment`` (preprocessing, ensemble, post-processing) per case."""
+    from ich_infer.predict import segment
+
+    out = []
+    for _, volume, geometry in cases:
+        tic = time.perf_counter()
+        segment(volume, geometry, ensemble)
+        out.append(time.perf_counter() - tic)
+    return out

@@ -37,18 +37,25 @@ def check_output_folder(input_dir: Path, output_dir: Path) -> None:
         raise IchsegError(output_dir, f"output folder cannot be written ({exc.strerror or exc})") from None
 
 
-def check_unique_cases(items: list) -> None:
-    """``X.nii`` beside ``X.nii.gz`` would share one mask name, one row and one QC picture.
-    ``items`` have ``case`` and ``path`` (``ich_infer.inputs.ScanInput``)."""
-    by_case: dict[str, list[Path]] = defaultdict(list)
+def split_clashing(items: list) -> tuple[list, list[tuple]]:
+    """``X.nii`` beside ``X.nii.gz`` would share one mask name, one row and one QC picture: such items
+    are set apart, each with the line that names both files, and every other item runs.
+
+    ``items`` have ``case`` and ``path`` (``ich_infer.inputs.ScanInput``). Returns (items to run,
+    [(item, message)] for the clashing ones)."""
+    by_case: dict[str, list] = defaultdict(list)
     for item in items:
-        by_case[item.case].append(item.path)
-    clashes = {case: files for case, files in by_case.items() if len(files) > 1}
-    if clashes:
-        case, files = sorted(clashes.items())[0]
-        more = f" (and {len(clashes) - 1} more case ids)" if len(clashes) > 1 else ""
-        raise IchsegError(files[0], f"case id {case!r} is also the id of {', '.join(map(str, files[1:]))}; "
-                                    f"rename one so each case has one mask{more}")
+        by_case[item.case].append(item)
+    keep, clashing = [], []
+    for item in items:
+        group = by_case[item.case]
+        if len(group) == 1:
+            keep.append(item)
+            continue
+        others = ", ".join(str(other.path) for other in group if other is not item)
+        clashing.append((item, f"{item.path}: case id {item.case!r} is also the id of {others}; rename one so "
+                               "each case has one mask (neither was segmented)"))
+    return keep, clashing
 
 
 def remove_stale_temps(output_dir: Path) -> list[Path]:

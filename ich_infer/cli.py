@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import IchsegError, about
+from .errors import IchsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Intracranial haemorrhage segmentation in non-contrast head CT (NIfTI, MHA, NRRD or DICOM in; "
@@ -43,7 +43,7 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 @app.command()
 def predict(
-    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .nrrd) and DICOM series "
+    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .mhd, .nrrd) and DICOM series "
                                      "(sub-folders or .zip).", **EXISTING_DIR),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for masks, volumes.csv and report.json."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: bundled).",
@@ -55,12 +55,14 @@ def predict(
                                    "(DICOM SEG referencing the source series)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Average over in-plane flips (4x the "
                                        "compute). Default: as the weights' manifest says."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: $ICHSEG_THREADS, "
+                                          "else $OMP_NUM_THREADS, else half the cores)."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
     from .predict import RunOptions, predict_folder
     from .progress_bar import progress_hooks
 
-    options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg)
+    options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg, threads)
     try:
         with progress_hooks(typer.echo, enabled=not STATE["quiet"]) as hooks:
             report = predict_folder(input_dir, output, options, echo=hooks)
@@ -100,7 +102,7 @@ def evaluate(
 
 @app.command()
 def phantom(
-    out: Path = typer.Option(..., "--out", help="Folder; writes images/, labels/ and cases.json."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Folder; writes images/, labels/ and cases.json."),
     n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
     seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed (case i uses seed*100003+i)."),
     matrix: int = typer.Option(512, "--matrix", min=64, help="In-plane matrix (512 = INSTANCE-like)."),
@@ -116,7 +118,10 @@ def phantom(
 
     from training.phantom import PhantomSettings, write_dataset
 
-    settings = PhantomSettings(matrix=matrix, acquisition=acquisition)
+    try:
+        settings = PhantomSettings(matrix=matrix, acquisition=acquisition)
+    except ValueError as exc:
+        _fail(str(exc))
     if lesion_free is not None:  # the generator's own default stays the one source of it
         settings = replace(settings, lesion_free_fraction=lesion_free)
     try:
@@ -166,39 +171,23 @@ def tune_postprocess(
 
 @app.command("preprocess")
 def preprocess_cmd(
-    input_dir: Path = typer.Argument(..., help="Folder of scans.", **EXISTING_DIR),
+    input_dir: Path = typer.Argument(..., help="Folder of scans (.nii, .nii.gz, .mha, .mhd, .nrrd) and DICOM "
+                                     "series (sub-folders or .zip).", **EXISTING_DIR),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for <case>_brain and <case>_norm."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Take the preprocessing config from "
                                            "this weights folder (default: bundled weights, else defaults)."),
 ) -> None:
     """Write the brain mask and the normalised image of each scan, on the scan's own grid."""
-    from .config import IchConfig, PreprocessConfig
-    from .io import case_id, list_images, read_image, write_image, write_mask
-    from .predict import DEFAULT_WEIGHTS
-    from .preprocess import preprocess
-    from .weights import read_manifest
+    from .preprocess_folder import preprocess_folder, preprocessing_of
 
-    folder = weights or DEFAULT_WEIGHTS
-    cfg = IchConfig.from_dict(read_manifest(folder)["config"]).preprocess \
-        if (folder / "manifest.json").is_file() else PreprocessConfig()
-    failed = 0
+    def say(line: str) -> None:
+        typer.secho(line, fg=typer.colors.RED, err=True) if line.startswith("ERROR") else typer.echo(line)
+
     try:
-        paths = list_images(input_dir)
+        results = preprocess_folder(input_dir, output, preprocessing_of(weights), echo=say)
     except IchsegError as exc:
         _fail(str(exc))
-    for path in paths:
-        case = case_id(path)
-        try:
-            volume, geometry = read_image(path)
-            with about(path):
-                pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
-            write_mask(output / f"{case}_brain.nii.gz", pre.brain_native, geometry)
-            write_image(output / f"{case}_norm.nii.gz", pre.to_native(pre.image[0]).astype("float32"), geometry)
-            typer.echo(f"ok    {case}: brain {pre.brain_native.sum() * geometry.voxel_volume_ml:.0f} mL")
-        except IchsegError as exc:
-            failed += 1
-            typer.secho(f"ERROR {exc}", fg=typer.colors.RED, err=True)
-    if failed:
+    if any(r.status == "error" for r in results):
         raise typer.Exit(1)
 
 

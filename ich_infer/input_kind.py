@@ -80,8 +80,39 @@ def stripped_evidence(volume: np.ndarray, foreground: np.ndarray, background: np
             "exposed_bone": float((bone & near_background).sum()) / max(int(bone.sum()), 1) if bone.any() else 1.0}
 
 
+def _stripped_failures(ev: dict[str, float], bone: float) -> list[str]:
+    """The skull-stripped criteria an image fails, each as "<test> <figure> (limit)"."""
+    failed = []
+    if ev["outside"] >= STRIPPED_OUTSIDE_MAX:
+        failed.append(f"one-region test: {ev['outside']:.1%} of the tissue lies apart from the largest region "
+                      f"(stripped < {STRIPPED_OUTSIDE_MAX:.0%})")
+    if ev["enclosed"] >= STRIPPED_ENCLOSED_MAX:
+        failed.append(f"no-holes test: {ev['enclosed']:.1%} of the largest region is background "
+                      f"(stripped < {STRIPPED_ENCLOSED_MAX:.0%})")
+    if ev["clipped"] >= CLIPPED_MIN:
+        failed.append(f"clipping test: {ev['clipped']:.1%} of the tissue sits at the maximum "
+                      f"(stripped < {CLIPPED_MIN:.1%})")
+    if ev["exposed_bone"] < EXPOSED_BONE_MIN and bone >= MIN_BONE_FRACTION:
+        failed.append(f"exposed-bone test: {ev['exposed_bone']:.0%} of the bone touches the background "
+                      f"(stripped >= {EXPOSED_BONE_MIN:.0%} once bone is over {MIN_BONE_FRACTION:.1%} of the tissue)")
+    return failed
+
+
+def _full_head_failures(air: float, bone: float) -> list[str]:
+    failed = []
+    if air < MIN_AIR_FRACTION:
+        failed.append(f"air test: {air:.1%} of the volume below {AIR_BELOW_HU:.0f} HU "
+                      f"(full head >= {MIN_AIR_FRACTION:.0%})")
+    if bone < MIN_BONE_FRACTION:
+        failed.append(f"bone test: {bone:.2%} of the tissue above {BONE_ABOVE_HU:.0f} HU "
+                      f"(full head >= {MIN_BONE_FRACTION:.1%})")
+    return failed
+
+
 def classify(volume: np.ndarray) -> InputKind:
-    """Decide the kind of ``volume`` from its values alone (pure; any axis order)."""
+    """Decide the kind of ``volume`` from its values alone (pure; any axis order).
+
+    A refused kind's ``detail`` names every test that failed and its figure."""
     lo, hi = float(volume.min()), float(volume.max())
     span = f"values {lo:.0f}..{hi:.0f}"
     background_value, background_share = _background(volume)
@@ -99,23 +130,19 @@ def classify(volume: np.ndarray) -> InputKind:
     bone = float(np.mean(tissue > BONE_ABOVE_HU))
     if not BRAIN_MEDIAN_HU[0] <= median <= BRAIN_MEDIAN_HU[1]:
         hint = " (stored values without the rescale intercept?)" if median > 500 else ""
-        return InputKind("not_hu", f"{span}, tissue median {median:.0f}: not Hounsfield units of a head{hint}")
+        return InputKind("not_hu", f"{span}; failed the Hounsfield test: tissue median {median:.0f} "
+                                   f"(heads {BRAIN_MEDIAN_HU[0]:.0f}..{BRAIN_MEDIAN_HU[1]:.0f}){hint}")
+    stripped_failed = []
     if background.any():
-        ev = stripped_evidence(volume, foreground, background)
-        if ev["outside"] < STRIPPED_OUTSIDE_MAX and ev["enclosed"] < STRIPPED_ENCLOSED_MAX \
-                and ev["clipped"] < CLIPPED_MIN \
-                and (ev["exposed_bone"] >= EXPOSED_BONE_MIN or bone < MIN_BONE_FRACTION):
+        stripped_failed = _stripped_failures(stripped_evidence(volume, foreground, background), bone)
+        if not stripped_failed:
             return InputKind("skull_stripped", f"{span}, constant background {background_value:g} "
                              f"({background_share:.0%}), one brain-valued region", background_value)
-        if air < MIN_AIR_FRACTION or bone < MIN_BONE_FRACTION:
-            return InputKind("windowed", f"{span}: {ev['outside']:.0%} of the tissue lies apart from the largest "
-                             f"region, {ev['enclosed']:.0%} of that region is set to {background_value:g}, "
-                             f"{ev['clipped']:.1%} at the maximum")
-    if air >= MIN_AIR_FRACTION and bone >= MIN_BONE_FRACTION:
+    full_failed = _full_head_failures(air, bone)
+    if not full_failed:
         return InputKind("full_head", f"{span}, air {air:.0%}, bone {bone:.1%} of tissue")
-    missing = " and ".join(w for w, gone in (("no air below -500 HU", air < MIN_AIR_FRACTION),
-                                             ("no bone above 300 HU", bone < MIN_BONE_FRACTION)) if gone)
-    return InputKind("windowed", f"{span}: {missing}")
+    stripped_note = f"; not skull-stripped, failed the {'; the '.join(stripped_failed)}" if stripped_failed else ""
+    return InputKind("windowed", f"{span}; not a full head, failed the {'; the '.join(full_failed)}{stripped_note}")
 
 
 def require_supported(kind: InputKind) -> None:

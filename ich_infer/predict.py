@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .batch import check_output_folder, check_unique_cases, remove_stale_temps
+from .batch import check_output_folder, remove_stale_temps, split_clashing
+from .case_record import CSV_COLUMNS, CaseResult
 from .dicom_seg import write_dicom_seg
 from .errors import IchsegError, about
 from .inputs import ScanInput, list_inputs, load_input
@@ -30,9 +31,10 @@ from .io import Geometry, atomic_write_text, csv_text, read_mask, write_mask
 from .orientation import reorientation
 from .postprocess import postprocess
 from .preprocess import Preprocessed, preprocess
-from .qc import QcCaption, write_qc
+from .qc import write_qc
 from .qc_index import write_index
 from .sliding_window import predict_probabilities
+from .threads import apply_threads
 from .volumetry import abc2_ml
 from .weights import Ensemble, load_weights
 
@@ -48,8 +50,6 @@ def bundled_weights() -> Path:
 
 
 DEFAULT_WEIGHTS = bundled_weights()
-CSV_COLUMNS = ["case", "status", "input_kind", "volume_ml", "abc2_ml", "abc2_error_pct", "components",
-               "max_probability", "rescued", "runtime_s", "error"]
 
 
 @dataclass
@@ -61,23 +61,6 @@ class Segmentation:
     volume_ml: float
     abc2_ml: float
     input_kind: str = "full_head"
-
-
-@dataclass
-class CaseResult:
-    case: str
-    status: str  # "ok", "skipped" or "error"
-    input_kind: str = ""  # ich_infer.input_kind: full_head or skull_stripped when segmented
-    volume_ml: float | None = None
-    abc2_ml: float | None = None
-    abc2_error_pct: float | None = None
-    components: int | None = None
-    max_probability: float | None = None
-    rescued: bool | None = None
-    runtime_s: float | None = None
-    error: str = ""
-    output: str = ""
-    read: dict = field(default_factory=dict)  # how the scan was read: a DICOM series' regular grid
 
 
 @dataclass
@@ -109,21 +92,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def native_probabilities(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
-                         device: torch.device | str = "cpu",
                          on_tile: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, Preprocessed]:
     """The ensemble's averaged lesion probability on the scan's own grid, before any post-processing,
     and the preprocessing it came from (brain mask, orientation); also what post-processing is tuned on."""
     cfg = ensemble.config
     pre = preprocess(volume, geometry.spacing, geometry.direction, cfg.preprocess)
-    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, device, on_tile)
+    prob = predict_probabilities(pre.image, pre.brain, ensemble.models, cfg.inference, ensemble.device, on_tile)
     return pre.to_native(prob), pre
 
 
-def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: torch.device | str = "cpu",
+def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
             on_tile: Callable[[int, int], None] | None = None) -> Segmentation:
-    """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid."""
+    """Haemorrhage mask of one scan (HU, ``(k, j, i)``) on its own grid, on the ensemble's device."""
     cfg = ensemble.config
-    prob_native, pre = native_probabilities(volume, geometry, ensemble, device, on_tile)
+    prob_native, pre = native_probabilities(volume, geometry, ensemble, on_tile)
     mask, info = postprocess(prob_native, pre.brain_native, cfg.inference)
     canonical = pre.orientation.to_canonical(mask)
     spacing = pre.orientation.spacing(geometry.spacing)
@@ -133,13 +115,8 @@ def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble, device: 
                         volume_ml, abc2_ml(canonical, spacing), pre.input_kind.kind)
 
 
-def _volume_row(result: CaseResult) -> list:
-    row = asdict(result)
-    return ["" if row[k] is None else row[k] for k in CSV_COLUMNS]
-
-
 def write_tables(out_dir: Path, report: RunReport) -> None:
-    atomic_write_text(out_dir / "volumes.csv", csv_text(CSV_COLUMNS, (_volume_row(c) for c in report.cases)))
+    atomic_write_text(out_dir / "volumes.csv", csv_text(CSV_COLUMNS, (c.csv_row() for c in report.cases)))
     payload = {**report.meta, "cases": [asdict(c) for c in report.cases]}
     atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -154,6 +131,7 @@ class RunOptions:
     qc: bool = False  # qc/<case>.png montages and qc/index.html
     tta: bool | None = None  # average over in-plane flips; None: as the weights' manifest says
     dicom_seg: bool = False  # also <case>.seg.dcm for DICOM input
+    threads: int | None = None  # CPU threads; None: ICHSEG_THREADS, OMP_NUM_THREADS or half the cores
 
 
 @dataclass
@@ -182,12 +160,13 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
         raise IchsegError(input_dir, "is not a folder")
     inputs = list_inputs(input_dir)
     if not inputs:
-        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.nrrd images and no DICOM series")
-    check_unique_cases(inputs)
+        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.mhd/.nrrd images and no DICOM series")
+    inputs, clashing = split_clashing(inputs)
     check_output_folder(input_dir, output_dir)
     for stale in remove_stale_temps(output_dir):
         echo(f"removed {stale.name}, left by an interrupted run")
     weights = Path(options.weights or DEFAULT_WEIGHTS)
+    threads = apply_threads(options.threads)
     torch_device = resolve_device(options.device)
     ensemble = load_weights(weights, torch_device)
     if options.tta is not None and options.tta != ensemble.config.inference.tta:
@@ -198,10 +177,13 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
     batch = _Batch(ensemble, torch_device, options, output_dir, progress.tiles)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "device": str(torch_device), "weights": str(weights.resolve()),
+        "device": str(torch_device), "threads": threads, "weights": str(weights.resolve()),
         "weights_sha256": batch.ensemble.sha256, "training": batch.ensemble.manifest.get("training", {}),
         "config": batch.ensemble.config.to_dict(), "input": str(input_dir.resolve()),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    for item, message in clashing:
+        report.cases.append(CaseResult(item.case, "error", error=message))
+        echo(_summary_line(report.cases[-1]))
     for item in inputs:
         target = output_dir / item.output_name
         if target.exists() and not options.overwrite:
@@ -226,35 +208,33 @@ def _predict_one(item: ScanInput, target: Path, batch: _Batch) -> CaseResult:
     try:
         volume, geometry, read_notes = load_input(item)
         with about(path):
-            seg = segment(volume, geometry, batch.ensemble, batch.device, batch.on_tile)
+            seg = segment(volume, geometry, batch.ensemble, batch.on_tile)
         write_mask(target, seg.mask, geometry)
         if batch.options.dicom_seg and item.is_dicom:
             seg_path = write_dicom_seg(target.with_name(f"{case}.seg.dcm"), seg.mask, geometry, path, item.series)
             read_notes = {**read_notes, "dicom_seg": str(seg_path)}
+        result = CaseResult.segmented(case, seg, time.perf_counter() - tic, output=str(target), read=read_notes)
         if batch.options.qc:
-            _write_montage(batch.output_dir / "qc" / f"{case}.png", volume, geometry, seg, case)
+            _write_montage(batch.output_dir / "qc" / f"{case}.png", volume, geometry, seg.mask, result)
     except IchsegError as exc:
         return CaseResult(case, "error", error=str(exc), runtime_s=round(time.perf_counter() - tic, 2))
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the batch
         return CaseResult(case, "error", error=f"{path}: unexpected {type(exc).__name__}: {exc}",
                           runtime_s=round(time.perf_counter() - tic, 2))
-    error = 100.0 * (seg.abc2_ml - seg.volume_ml) / seg.volume_ml if seg.volume_ml > 0 else None
-    return CaseResult(case, "ok", seg.input_kind, round(seg.volume_ml, 3), round(seg.abc2_ml, 3),
-                      None if error is None else round(error, 1), seg.components, round(seg.probability_max, 4),
-                      seg.rescued, round(time.perf_counter() - tic, 2), output=str(target), read=read_notes)
+    return result
 
 
-def _write_montage(path: Path, volume: np.ndarray, geometry: Geometry, seg: Segmentation, case: str) -> None:
+def _write_montage(path: Path, volume: np.ndarray, geometry: Geometry, mask: np.ndarray,
+                   result: CaseResult) -> None:
     orient = reorientation(geometry.direction)
-    caption = QcCaption(case, seg.volume_ml, seg.abc2_ml, seg.components, seg.input_kind, seg.rescued)
-    write_qc(path, orient.to_canonical(volume), orient.to_canonical(seg.mask), orient.spacing(geometry.spacing),
-             caption)
+    write_qc(path, orient.to_canonical(volume), orient.to_canonical(mask), orient.spacing(geometry.spacing),
+             result.caption())
 
 
 def _skipped(case: str, target: Path) -> CaseResult:
     try:
         mask, geometry = read_mask(target)
-        return CaseResult(case, "skipped", volume_ml=round(float(mask.sum()) * geometry.voxel_volume_ml, 3),
+        return CaseResult(case, "skipped", volume_ml=round(float(mask.sum()) * geometry.voxel_volume_ml, 2),
                           output=str(target))
     except IchsegError as exc:
         return CaseResult(case, "error", error=f"existing output unreadable, use --overwrite: {exc}")

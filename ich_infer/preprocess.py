@@ -11,6 +11,7 @@ small and the cost is a tenth of the full 0.42 mm grid; masks are then refined a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -243,18 +244,8 @@ def normalise(volume: np.ndarray, brain: np.ndarray, cfg: PreprocessConfig) -> n
 def preprocess(volume: np.ndarray, spacing_ijk: tuple[float, float, float], direction: tuple[float, ...],
                cfg: PreprocessConfig) -> Preprocessed:
     """Scan in HU on its stored grid (``(k, j, i)``) -> network input on the working grid."""
-    orient = reorientation(direction)
-    canon = orient.to_canonical(volume)
-    spacing = orient.spacing(spacing_ijk)
-    kind = classify(canon)
-    require_supported(kind)
-    if kind.kind == "skull_stripped":
-        head = brain = stripped_brain(canon, kind.background, cfg)
-        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
-    else:
-        head = remove_head_holder(canon, spacing, cfg)
-        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
-        brain = skull_strip(clean, spacing, cfg)
+    found = find_brain(volume, spacing_ijk, direction, cfg)
+    clean, brain, head, spacing, kind, orient = found
     check_brain(clean, brain, spacing, kind)
     crop = _crop_box(brain, spacing, cfg.crop_margin_mm)
     image, brain_w, spacing_w = clean[crop], brain[crop], spacing
@@ -274,7 +265,36 @@ def preprocess(volume: np.ndarray, spacing_ijk: tuple[float, float, float], dire
         image=np.stack(channels).astype(np.float32), brain=brain_w, spacing=tuple(spacing_w),
         brain_native=np.ascontiguousarray(orient.from_canonical(brain)),
         head_native=np.ascontiguousarray(orient.from_canonical(head)),
-        crop=crop, canonical_shape=canon.shape, orientation=orient, input_kind=kind)
+        crop=crop, canonical_shape=clean.shape, orientation=orient, input_kind=kind)
+
+
+class FoundBrain(NamedTuple):
+    """The scan in canonical orientation with the head holder removed, and what was found in it."""
+
+    clean: np.ndarray  # HU, outside the head set to air
+    brain: np.ndarray
+    head: np.ndarray
+    spacing: tuple[float, float, float]
+    kind: InputKind
+    orientation: Reorientation
+
+
+def find_brain(volume: np.ndarray, spacing_ijk: tuple[float, float, float], direction: tuple[float, ...],
+               cfg: PreprocessConfig) -> FoundBrain:
+    """Input kind (refused kinds raise), head and brain masks, before the brain is checked."""
+    orient = reorientation(direction)
+    canon = orient.to_canonical(volume)
+    spacing = orient.spacing(spacing_ijk)
+    kind = classify(canon)
+    require_supported(kind)
+    if kind.kind == "skull_stripped":
+        head = brain = stripped_brain(canon, kind.background, cfg)
+        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
+    else:
+        head = remove_head_holder(canon, spacing, cfg)
+        clean = np.where(head, canon, np.float32(AIR_HU)).astype(np.float32)
+        brain = skull_strip(clean, spacing, cfg)
+    return FoundBrain(clean, brain, head, tuple(spacing), kind, orient)
 
 
 def stripped_brain(volume: np.ndarray, background: float, cfg: PreprocessConfig) -> np.ndarray:
@@ -305,13 +325,14 @@ def check_brain(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
     low, high = BRAIN_ML_RANGE
     read_as = kind.kind.replace("_", "-")
     if not low <= ml <= high:
-        raise IchsegError(None, f"brain mask of {ml:.0f} mL (expected {low:.0f}-{high:.0f} mL for a head; "
-                                f"input read as {read_as}): not a head CT, or the head is only partly in the scan")
+        raise IchsegError(None, f"failed the brain-size test: brain mask of {ml:.0f} mL "
+                                f"(heads {low:.0f}-{high:.0f} mL; input read as {read_as}): not a head CT, or the "
+                                "head is only partly in the scan")
     if kind.kind == "full_head":
         enclosure = bone_enclosure(volume, brain, spacing)
         if enclosure < MIN_BONE_ENCLOSURE:
-            raise IchsegError(None, f"the tissue found is not walled in by skull (bone {enclosure:.0%} around it, "
-                                    f"heads have over {MIN_BONE_ENCLOSURE:.0%}): not a head CT")
+            raise IchsegError(None, f"failed the skull-enclosure test: {enclosure:.0%} of the tissue around the brain "
+                                    f"lies within 3 mm of bone (heads over {MIN_BONE_ENCLOSURE:.0%}): not a head CT")
 
 
 def _crop_box(mask: np.ndarray, spacing: tuple[float, float, float], margin_mm: float) -> tuple[slice, ...]:

@@ -10,7 +10,6 @@ without haemorrhage shows a spread of slices through the brain, so an empty resu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,23 +23,6 @@ MAX_LESION_SLICES = 12
 COLUMNS = 4
 CONTOUR = (255, 40, 40)
 TITLE_PX = 44
-
-
-@dataclass(frozen=True)
-class QcCaption:
-    case: str
-    volume_ml: float
-    abc2_ml: float
-    components: int
-    input_kind: str
-    rescued: bool
-
-    def lines(self) -> tuple[str, str]:
-        rule = "never-empty rule FIRED (kept the most probable component)" if self.rescued else \
-            "never-empty rule not used"
-        return (f"{self.case}   {self.volume_ml:.2f} mL   ABC/2 {self.abc2_ml:.2f} mL   "
-                f"{self.components} component(s)",
-                f"input: {self.input_kind.replace('_', '-')}   {rule}   window W80/L40")
 
 
 def tissue_extent(volume: np.ndarray) -> tuple[int, int] | None:
@@ -86,8 +68,9 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def qc_montage(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
-               caption: QcCaption) -> Image.Image:
-    """RGB montage of a canonical ``(S, P, L)`` volume (anterior up, patient's right on the left)."""
+               caption: tuple[str, str]) -> Image.Image:
+    """RGB montage of a canonical ``(S, P, L)`` volume (anterior up, patient's right on the left);
+    ``caption`` is the two title lines (``CaseResult.caption``)."""
     slices = montage_slices(mask, tissue_extent(volume))
     tiles = [_tile(volume[z], mask[z], (spacing[1], spacing[2]), f"slice {z + 1}/{volume.shape[0]}"
                    + ("" if mask[z].any() else "  (context)")) for z in slices]
@@ -96,7 +79,7 @@ def qc_montage(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float
     rows = -(-len(tiles) // columns)
     sheet = Image.new("RGB", (columns * width, TITLE_PX + rows * height), (0, 0, 0))
     draw = ImageDraw.Draw(sheet)
-    for y, line in zip((2, 22), caption.lines()):
+    for y, line in zip((2, 22), caption):
         draw.text((6, y), line, fill=(255, 255, 255), font=_font(16))
     for n, tile in enumerate(tiles):
         sheet.paste(tile, ((n % columns) * width, TITLE_PX + (n // columns) * height))
@@ -104,7 +87,7 @@ def qc_montage(volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float
 
 
 def write_qc(path: Path, volume: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float],
-             caption: QcCaption) -> Path:
+             caption: tuple[str, str]) -> Path:
     """The montage as PNG, written atomically."""
     with atomic_output(path) as tmp:
         qc_montage(volume, mask, spacing, caption).save(tmp, format="PNG", optimize=True)

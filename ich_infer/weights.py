@@ -37,6 +37,12 @@ class Ensemble:
     def sha256(self) -> dict[str, str]:
         return {f["file"]: f["sha256"] for f in self.manifest.get("folds", [])}
 
+    @property
+    def device(self) -> torch.device:
+        """Where the models live; tiles go there (``segment`` takes it from here, so a caller cannot
+        load on one device and send tiles to another)."""
+        return next(self.models[0].parameters()).device if self.models else torch.device("cpu")
+
     def with_inference(self, **changes: Any) -> Ensemble:
         """The same models under changed inference settings (validated like the manifest's)."""
         config = replace(self.config, inference=replace(self.config.inference, **changes))

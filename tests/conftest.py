@@ -12,7 +12,10 @@ import torch
 from ich_infer.config import IchConfig, InferenceConfig, ModelConfig, PreprocessConfig
 from ich_infer.io import write_image
 from ich_infer.model import SEUNet3D
+from ich_infer.threads import apply_threads
 from ich_infer.weights import save_weights
+
+apply_threads()  # the suite runs with the product's thread count: it shares this machine with other jobs
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_HEAD = SHARED_DATA / "invesalius_head" / "head.nii.gz"

@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 import numpy as np
 from PIL import Image
 
-from ich_infer.predict import CaseResult
-from ich_infer.qc import MAX_LESION_SLICES, TITLE_PX, QcCaption, montage_slices, qc_montage, write_qc
+from ich_infer.case_record import CaseResult
+from ich_infer.qc import MAX_LESION_SLICES, TITLE_PX, montage_slices, qc_montage, write_qc
 from ich_infer.qc_index import index_html
 
 
@@ -36,7 +36,7 @@ def _case(shape=(20, 96, 128), lesion=True):
 
 def test_montage_is_native_resolution_with_a_thin_contour_and_a_title():
     volume, mask = _case()
-    caption = QcCaption("case_a", 12.345, 11.0, 1, "skull_stripped", True)
+    caption = CaseResult("case_a", "ok", "skull_stripped", 12.345, 11.0, None, 1, 0.9, True).caption()
     sheet = np.asarray(qc_montage(volume, mask, (5.0, 0.5, 0.5), caption))
     # 4 lesion slices + context above and below = 6 tiles in 4 columns; one pixel per voxel
     assert sheet.shape == (TITLE_PX + 2 * 96, 4 * 128, 3)
@@ -46,13 +46,13 @@ def test_montage_is_native_resolution_with_a_thin_contour_and_a_title():
     assert red.sum() < 4 * (2 * 20 + 2 * 30) + 10
     tissue = sheet[TITLE_PX + 50, 128 + 20]
     assert tuple(tissue) == (111, 111, 111)  # 35 HU in W80/L40: (35 - 0) / 80 * 255
-    assert "never-empty rule FIRED" in caption.lines()[1] and "12.35 mL" in caption.lines()[0]
-    assert "skull-stripped" in caption.lines()[1]
+    assert "never-empty rule FIRED" in caption[1] and "12.35 mL" in caption[0]
+    assert "skull-stripped" in caption[1]
 
 
 def test_montage_corrects_only_non_square_pixels(tmp_path):
     volume, mask = _case()
-    caption = QcCaption("c", 1, 1, 1, "full_head", False)
+    caption = CaseResult("c", "ok", "full_head", 1, 1, None, 1, 0.9, False).caption()
     path = write_qc(tmp_path / "qc" / "c.png", volume, mask, (5.0, 1.0, 0.5), caption)
     with Image.open(path) as image:
         assert image.size == (4 * 128, TITLE_PX + 2 * 192)
@@ -61,7 +61,8 @@ def test_montage_corrects_only_non_square_pixels(tmp_path):
 
 def test_an_empty_result_still_shows_the_head():
     volume, mask = _case(lesion=False)
-    sheet = np.asarray(qc_montage(volume, mask, (5.0, 0.5, 0.5), QcCaption("e", 0, 0, 0, "full_head", False)))
+    empty = CaseResult("e", "ok", "full_head", 0, 0, None, 0, 0.1, False).caption()
+    sheet = np.asarray(qc_montage(volume, mask, (5.0, 0.5, 0.5), empty))
     assert sheet.shape[0] == TITLE_PX + 2 * 96 and not ((sheet[..., 0] == 255) & (sheet[..., 1] == 40)).any()
 
 

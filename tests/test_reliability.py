@@ -1,19 +1,22 @@
 """Bad inputs and hostile folders: one line each, nothing lost, no traceback, the inputs untouched."""
 
+import csv
 import hashlib
 import json
 import os
+import re
 
 import nibabel as nib
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ich_infer.batch import check_output_folder, check_unique_cases, remove_stale_temps
+from ich_infer.batch import check_output_folder, remove_stale_temps, split_clashing
 from ich_infer.cli import app
 from ich_infer.errors import IchsegError
 from ich_infer.inputs import list_inputs
 from ich_infer.io import read_image, write_image
+from ich_infer.predict import predict_folder
 from ich_infer.weights import MANIFEST, sha256_of
 
 runner = CliRunner(env={"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"})
@@ -68,14 +71,29 @@ def test_nan_in_nifti_is_refused(tmp_path):
         read_image(tmp_path / "nanvox.nii.gz")
 
 
-def test_duplicate_case_ids_are_refused_naming_both(tmp_path):
+def test_duplicate_case_ids_are_set_apart_naming_both(tmp_path):
     for name in ("x.nii", "x.nii.gz", "y.mha"):
         (tmp_path / name).write_bytes(b"")
     items = list_inputs(tmp_path)
     assert [item.case for item in items] == ["x", "x", "y"]
-    with pytest.raises(IchsegError, match="x.nii: case id 'x' is also the id of .*x.nii.gz"):
-        check_unique_cases(items)
-    check_unique_cases(items[1:])
+    keep, clashing = split_clashing(items)
+    assert [item.path.name for item in keep] == ["y.mha"]
+    assert [item.path.name for item, _ in clashing] == ["x.nii", "x.nii.gz"]
+    assert re.search(r"x\.nii: case id 'x' is also the id of .*x\.nii\.gz", clashing[0][1])
+    assert re.search(r"x\.nii\.gz: case id 'x' is also the id of .*x\.nii\b", clashing[1][1])
+
+
+def test_a_clashing_pair_does_not_stop_the_batch(tmp_path, tiny_weights, phantoms):
+    """The good scan is segmented, the pair gets an error row each, and the run reports failure."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    write_image(inp / "good.nii.gz", phantoms[2].image, phantoms[2].geometry)
+    write_image(inp / "x.nii.gz", phantoms[2].image, phantoms[2].geometry)
+    write_image(inp / "x.nii", phantoms[2].image, phantoms[2].geometry)
+    report = predict_folder(inp, out, weights=tiny_weights, device="cpu")
+    assert (out / "good.nii.gz").is_file() and not (out / "x.nii.gz").exists() and not (out / "x.nii").exists()
+    rows = list(csv.DictReader((out / "volumes.csv").open()))
+    assert [(r["case"], r["status"]) for r in rows] == [("x", "error"), ("x", "error"), ("good", "ok")]
+    assert len(report.failed) == 2
 
 
 def test_sheared_direction_gets_its_real_cause(tmp_path, capfd):

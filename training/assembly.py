@@ -27,8 +27,8 @@ from .data import Case
 from .postprocess_selection import CachedCase, save_cached
 
 
-def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, device: torch.device,
-                   fold: int, probabilities: Path | None = None) -> list[dict]:
+def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, fold: int,
+                   probabilities: Path | None = None) -> list[dict]:
     """Segment held-out cases exactly as ``ichseg predict`` does and score them.
 
     With ``probabilities`` each case's probability is kept there as ``<case>.npz``, the cache that
@@ -40,7 +40,7 @@ def evaluate_cases(model: torch.nn.Module, cases: list[Case], cfg: TrainConfig, 
     for case in cases:
         volume, geometry = read_image(case.image)
         truth, _ = read_mask(case.label)
-        prob, pre = native_probabilities(volume, geometry, ensemble, device)
+        prob, pre = native_probabilities(volume, geometry, ensemble)
         mask, _ = postprocess(prob, pre.brain_native, cfg.ich.inference)
         if probabilities is not None:
             save_cached(probabilities / f"{case.case}.npz", CachedCase(case.case, fold, prob, pre.brain_native, truth))

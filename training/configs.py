@@ -109,7 +109,7 @@ CONFIGS: dict[str, TrainConfig] = {
     # patients with the intensity variation of real scanners; no mining (the normal heads are real negatives).
     "real": replace(_with(CPU, preprocess={"normalization": "hu"},
                           inference={"threshold": 0.25, "min_component_fraction": 0.0, "min_peak_probability": 0.95}),
-                    max_epochs=6, patience=3, patches_per_image=96, val_patches_per_image=48,
+                    max_epochs=4, patience=2, patches_per_image=96, val_patches_per_image=48,
                     augment_shift_hu=10.0, augment_gain=0.1, augment_noise_hu=4.0, augment_blur_probability=0.3),
     # CI: tiny and fast, still the whole pipeline.
     "smoke": _with(PAPER, preprocess={"target_spacing": (1.8, 1.8, 5.0)},

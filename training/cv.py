@@ -106,7 +106,7 @@ def run(data: str | Path | list[Path], out: Path, cfg: TrainConfig, options: CvO
         train_idx, val_idx = train_val_split(rest, cfg.val_fraction, cfg.seed, fold)
         start = init_states[fold % len(init_states)] if init_states else None
         result = train_fold(fold, arrays_of(train_idx), arrays_of(val_idx), cfg, place, start)
-        rows = evaluate_cases(result.model, [cases[i] for i in held_out], cfg, options.device, fold,
+        rows = evaluate_cases(result.model, [cases[i] for i in held_out], cfg, fold,
                               work / "heldout_probabilities")
         atomic_write_text(done, json.dumps({"fold": fold, "epochs": result.epochs, "best_epoch": result.best_epoch,
                                             "best_val_loss": result.best_val_loss, "rows": rows,
@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m training.cv
     parser.add_argument("--data", type=Path, nargs="+", required=True,
                         help="images/ + labels/ (or INSTANCE data/ + label/); several folders are trained on "
                              "together, each split into folds on its own")
-    parser.add_argument("--out", type=Path, required=True, help="weights folder to write")
+    parser.add_argument("-o", "--output", "--out", dest="out", type=Path, required=True,
+                        help="weights folder to write")
     parser.add_argument("--config", default="paper", help="named config (paper, cpu, smoke, ablations) or JSON")
     parser.add_argument("--folds", default=None, help="comma-separated fold indices (default: all)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

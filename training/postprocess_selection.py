@@ -86,7 +86,7 @@ def save_cached(path: Path, case: CachedCase) -> None:
                             label=case.label.astype(bool), fold=case.fold, tta=case.tta)
 
 
-def _read_cached(path: Path, tta: bool) -> CachedCase | None:
+def read_cached(path: Path, tta: bool) -> CachedCase | None:
     """The cached case at ``path``; None when there is none or it was made the other way (``tta``)."""
     if not path.is_file():
         return None
@@ -124,7 +124,7 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
     tta = ensemble.config.inference.tta
     for name in sorted(cases):
         fold, path = folds[name], cache / f"{name}.npz"
-        cached = _read_cached(path, tta)
+        cached = read_cached(path, tta)
         if cached is None:
             volume, geometry = read_image(cases[name].image)
             model = Ensemble(ensemble.config, [ensemble.models[fold]])
@@ -132,7 +132,7 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
             label, _ = read_mask(cases[name].label)
             save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label, tta))
             echo(f"fold {fold} {name}: cached")
-            cached = _read_cached(path, tta)  # read back: scored exactly as a cached case (uint8 /255)
+            cached = read_cached(path, tta)  # read back: scored exactly as a cached case (uint8 /255)
         yield cached
 
 

@@ -45,6 +45,13 @@ class PhantomSettings:
     # random stream, so the thin inner-table bands that thick tilted slices make are seen unlabelled.
     acquisition: str = "instance"
 
+    def __post_init__(self) -> None:
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"--acquisition {self.acquisition!r} is not one of {', '.join(ACQUISITIONS)}")
+
+
+ACQUISITIONS = ("instance", "varied")
+
 
 @dataclass
 class Phantom:

@@ -1,0 +1,227 @@
+"""The real-scan judge on ct-ich: every patient scored by a model that never saw that patient.
+
+Inputs are held-out probabilities in the cache format of ``training.postprocess_selection`` (one
+``<case>.npz`` per patient: probability on the scan's grid, brain mask, label, fold):
+
+- the candidate's ``WORK/heldout_probabilities`` from ``training.cv`` on the ``training.ct_ich`` folder:
+  each patient by the one fold model that held it out;
+- a baseline that never trained on ct-ich (release 12): its whole ensemble on every patient, cached by
+  ``--baseline DIR --baseline-cache DIR`` on first use.
+
+Rules: by default the manifest rules of each side. With ``--nested`` the candidate's rules for fold k
+are chosen (``select``) on the held-out probabilities of the other folds' patients only, so no rule
+was tuned on the patient it is applied to.
+
+Figures: mean and median Dice over haemorrhage patients, Dice per type, patients found and missed,
+slice-level sensitivity and specificity against the radiologists' slice labels, normal heads with
+>= 1 mL (worst listed), and the paired per-patient difference against the baseline.
+
+    python -m training.release.ct_ich_cv --data runs/ct_ich --cv runs/work_real/heldout_probabilities \\
+        --weights runs/weights_real --baseline weights --baseline-cache runs/r12_ct_ich --nested
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ich_infer.config import InferenceConfig
+from ich_infer.io import read_image, read_mask
+from ich_infer.postprocess import postprocess
+from ich_infer.predict import native_probabilities
+from ich_infer.weights import Ensemble, load_weights
+
+from ..data import discover
+from ..postprocess_selection import CachedCase, Grid, read_cached, save_cached, select
+from .paired import bootstrap_interval
+from .tables import table
+
+TYPES = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
+FOUND_MIN_ML = 1.0  # "every patient with >= 1 mL labelled is found"
+NORMAL_FP_ML = 1.0
+
+
+@dataclass(frozen=True)
+class SliceTruth:
+    """The radiologists' slice labels of one patient: haemorrhage per slice, and the types present."""
+
+    positive: np.ndarray  # (slices,) bool, slice 1 first
+    types: frozenset
+
+
+def slice_truth(folder: Path) -> dict[str, SliceTruth]:
+    """case -> slice labels, from ``slices.csv`` written by ``training.ct_ich``."""
+    rows: dict[str, list[dict]] = {}
+    for row in csv.DictReader((folder / "slices.csv").open()):
+        rows.setdefault(f"ct_ich_{int(row['PatientNumber']):03d}", []).append(row)
+    out = {}
+    for case, mine in rows.items():
+        mine.sort(key=lambda r: int(r["SliceNumber"]))
+        positive = np.array([r["No_Hemorrhage"] == "0" for r in mine])
+        types = frozenset(t for t in TYPES if any(r[t] == "1" for r in mine))
+        out[case] = SliceTruth(positive, types)
+    return out
+
+
+def voxel_ml(image: Path) -> float:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(image))
+    reader.ReadImageInformation()
+    return float(np.prod(reader.GetSpacing())) / 1000.0
+
+
+def score(case: CachedCase, rules: InferenceConfig, truth: SliceTruth, ml_per_voxel: float) -> dict:
+    """One patient under ``rules``: Dice, volumes, found, and per-slice calls (axis 0 is the slice)."""
+    mask, _ = postprocess(case.prob, case.brain, rules)
+    label = case.label.astype(bool)
+    inter, total = int((mask & label).sum()), int(mask.sum() + label.sum())
+    predicted_slices = mask.any(axis=(1, 2))
+    return {"case": case.case, "fold": case.fold, "dice": 1.0 if total == 0 else 2.0 * inter / total,
+            "true_ml": float(label.sum()) * ml_per_voxel, "pred_ml": float(mask.sum()) * ml_per_voxel,
+            "found": inter > 0, "types": sorted(truth.types),
+            "slice_tp": int((predicted_slices & truth.positive).sum()),
+            "slice_fn": int((~predicted_slices & truth.positive).sum()),
+            "slice_fp": int((predicted_slices & ~truth.positive).sum()),
+            "slice_tn": int((~predicted_slices & ~truth.positive).sum())}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The headline figures of a set of scored patients."""
+    lesion = [r for r in rows if r["true_ml"] > 0]
+    normal = [r for r in rows if r["true_ml"] == 0]
+    dice = np.array([r["dice"] for r in lesion])
+    tp, fn, fp, tn = (sum(r[k] for r in rows) for k in ("slice_tp", "slice_fn", "slice_fp", "slice_tn"))
+    big = [r for r in lesion if r["true_ml"] >= FOUND_MIN_ML]
+    noisy = sorted((r for r in normal if r["pred_ml"] >= NORMAL_FP_ML), key=lambda r: -r["pred_ml"])
+    return {"patients": len(rows), "haemorrhage_patients": len(lesion),
+            "dice_mean": float(dice.mean()) if len(dice) else float("nan"),
+            "dice_median": float(np.median(dice)) if len(dice) else float("nan"),
+            "found": sum(r["found"] for r in lesion), "found_of_1ml": sum(r["found"] for r in big),
+            "patients_1ml": len(big), "missed": [r["case"] for r in lesion if not r["found"]],
+            "dice_by_type": {t: float(np.mean([r["dice"] for r in lesion if t in r["types"]]))
+                             for t in TYPES if any(t in r["types"] for r in lesion)},
+            "slice_sensitivity": tp / max(tp + fn, 1), "slice_specificity": tn / max(tn + fp, 1),
+            "normal_heads": len(normal), "normal_over_1ml": [(r["case"], round(r["pred_ml"], 2)) for r in noisy]}
+
+
+def ensemble_probabilities(ensemble: Ensemble, folder: Path, cache: Path, echo=print) -> dict[str, CachedCase]:
+    """The whole ensemble on every case of ``folder`` (for weights that never saw any of them), cached."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for case in discover(folder):
+        path = cache / f"{case.case}.npz"
+        if read_cached(path, ensemble.config.inference.tta) is None:
+            volume, geometry = read_image(case.image)
+            prob, pre = native_probabilities(volume, geometry, ensemble)
+            label, _ = read_mask(case.label)
+            save_cached(path, CachedCase(case.case, -1, prob, pre.brain_native, label, ensemble.config.inference.tta))
+            echo(f"{case.case}: cached")
+        out[case.case] = read_cached(path, ensemble.config.inference.tta)
+    return out
+
+
+def load_cv(cache: Path) -> dict[str, CachedCase]:
+    return {p.name.removesuffix(".npz"): read_cached(p, False) for p in sorted(cache.glob("*.npz"))}
+
+
+def nested_rules(cases: dict[str, CachedCase], current: InferenceConfig,
+                 grid: Grid = Grid()) -> dict[int, InferenceConfig]:
+    """Fold -> rules chosen on the held-out probabilities of the other folds' patients only."""
+    folds = sorted({c.fold for c in cases.values()})
+    return {k: select([c for c in cases.values() if c.fold != k], current, grid).chosen for k in folds}
+
+
+def score_all(cases: dict[str, CachedCase], rules, truth: dict[str, SliceTruth], folder: Path) -> list[dict]:
+    """Every case under its rules (one InferenceConfig, or a fold -> InferenceConfig dict)."""
+    rows = []
+    for name, case in sorted(cases.items()):
+        chosen = rules[case.fold] if isinstance(rules, dict) else rules
+        rows.append(score(case, chosen, truth[name], voxel_ml(folder / "images" / f"{name}.nii.gz")))
+    return rows
+
+
+def paired(a: list[dict], b: list[dict]) -> list[tuple]:
+    """Per-patient Dice difference B - A on haemorrhage patients and the normal heads' volumes."""
+    da = {r["case"]: r for r in a}
+    shared = [r for r in b if r["case"] in da]
+    lesion = [r for r in shared if r["true_ml"] > 0]
+    out = []
+    if lesion:
+        x = np.array([da[r["case"]]["dice"] for r in lesion])
+        y = np.array([r["dice"] for r in lesion])
+        low, high = bootstrap_interval(y - x)
+        out.append(("Dice, haemorrhage patients", len(lesion), f"{x.mean():.3f}", f"{y.mean():.3f}",
+                    f"{(y - x).mean():+.3f} ({low:+.3f}..{high:+.3f})"))
+    normal = [r for r in shared if r["true_ml"] == 0]
+    if normal:
+        x = np.array([da[r["case"]]["pred_ml"] for r in normal])
+        y = np.array([r["pred_ml"] for r in normal])
+        out.append(("normal heads >= 1 mL", len(normal), int((x >= 1).sum()), int((y >= 1).sum()),
+                    f"median {np.median(x):.2f} -> {np.median(y):.2f} mL"))
+    return out
+
+
+def headline(name: str, s: dict) -> tuple:
+    return (name, f"{s['dice_mean']:.3f}", f"{s['dice_median']:.3f}",
+            f"{s['found']}/{s['haemorrhage_patients']}", f"{s['found_of_1ml']}/{s['patients_1ml']}",
+            f"{s['slice_sensitivity']:.3f}", f"{s['slice_specificity']:.3f}",
+            f"{len(s['normal_over_1ml'])}/{s['normal_heads']}")
+
+
+HEADER = ("model", "mean Dice", "median Dice", "found", "found (>= 1 mL)", "slice sens", "slice spec",
+          "normal >= 1 mL")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.release.ct_ich_cv", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="the training.ct_ich folder")
+    parser.add_argument("--cv", type=Path, required=True, help="the candidate's held-out probabilities")
+    parser.add_argument("--weights", type=Path, required=True, help="the candidate's weights (its rules)")
+    parser.add_argument("--nested", action="store_true", help="rules per fold chosen on the other folds")
+    parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich")
+    parser.add_argument("--baseline-cache", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write every figure and row here")
+    args = parser.parse_args(argv)
+    truth = slice_truth(args.data)
+    ensemble = load_weights(args.weights)
+    cv = load_cv(args.cv)
+    seen = set(ensemble.manifest.get("training", {}).get("datasets", [{}])[0].get("patients", []))
+    rules = nested_rules(cv, ensemble.config.inference) if args.nested else ensemble.config.inference
+    rows = score_all(cv, rules, truth, args.data)
+    result = {"candidate": {"weights": str(args.weights), "nested_rules": args.nested,
+                            "summary": summarise(rows), "rows": rows}}
+    lines = [headline(f"{args.weights} (held-out fold models)", result["candidate"]["summary"])]
+    if args.baseline is not None:
+        base = load_weights(args.baseline)
+        cache = args.baseline_cache or args.cv.parent / "baseline"
+        base_rows = score_all(ensemble_probabilities(base, args.data, cache), base.config.inference, truth, args.data)
+        result["baseline"] = {"weights": str(args.baseline), "summary": summarise(base_rows), "rows": base_rows}
+        lines.append(headline(f"{args.baseline} (never saw ct-ich)", result["baseline"]["summary"]))
+    print(f"ct-ich cross-validation by patient: {len(rows)} patients, each scored by the fold model that did not "
+          f"train on it ({len(seen)} patients in the candidate's training record)")
+    if args.nested:
+        print("rules per fold, chosen on the other folds' patients only: "
+              + "; ".join(f"fold {k}: threshold {r.threshold}, peak {r.min_peak_probability}, fraction "
+                          f"{r.min_component_fraction}, rescue {r.rescue_min_probability}" for k, r in rules.items()))
+    print(table(lines, HEADER))
+    for key, entry in result.items():
+        s = entry["summary"]
+        print(f"\n{key}: Dice by type " + ", ".join(f"{t} {v:.3f}" for t, v in s["dice_by_type"].items()))
+        print(f"{key}: missed {', '.join(s['missed']) or 'none'}; normal heads >= 1 mL: "
+              + (", ".join(f"{c} {v} mL" for c, v in s["normal_over_1ml"]) or "none"))
+    if "baseline" in result:
+        print()
+        print(table(paired(result["baseline"]["rows"], rows), ("paired", "n", "baseline", "candidate", "difference")))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
