@@ -67,6 +67,15 @@ class FoldResult:
     history: list[dict] = field(default_factory=list)
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adadelta (the paper's), or Adam for fine-tuning: Adadelta's step starts near zero with a fresh
+    state (its running averages begin empty), so a few hundred steps from released weights barely
+    move them."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    return torch.optim.Adadelta(model.parameters(), lr=cfg.learning_rate)
+
+
 def seed_epoch(cfg: TrainConfig, fold: int, epoch: int) -> np.random.Generator:
     torch.manual_seed(cfg.seed * 1_000_003 + fold * 1009 + epoch)
     return np.random.default_rng([cfg.seed, fold, epoch])
@@ -108,7 +117,7 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
     model = SEUNet3D(cfg.ich.model).to(device)
     if init is not None:
         model.load_state_dict(init)
-    optimizer = torch.optim.Adadelta(model.parameters(), lr=cfg.learning_rate)
+    optimizer = make_optimizer(model, cfg)
     meta = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
             "history": []}
     if where.resume and last_path.is_file():
