@@ -10,7 +10,7 @@ from ich_infer.errors import IchsegError
 from ich_infer.input_kind import classify
 from ich_infer.io import read_image
 from ich_infer.preprocess import MIN_BONE_ENCLOSURE, find_brain, preprocess
-from training.real_heads import skull_stripped, windowed
+from training.real_heads import skull_stripped, windowed, with_calcification
 from training.release.enclosure import IDENTITY, NON_HEADS, enclosure, torso
 
 CT_ICH = SHARED_DATA / "ct_ich"
@@ -75,16 +75,10 @@ def test_real_head_variants():
     brain = preprocess(hu, geo.spacing, geo.direction, CFG).brain_native
     assert classify(skull_stripped(hu, brain)).kind == "skull_stripped"
     assert classify(skull_stripped(hu, brain, -1024.0)).kind == "skull_stripped"
+    for background in (0.0, -1024.0):  # a pineal-like calcification does not make it "windowed"
+        assert classify(with_calcification(skull_stripped(hu, brain, background), brain)).kind == "skull_stripped"
     # Zeroing everything outside 0-100 HU leaves scalp apart from the brain and a zeroed skull.
     assert classify(windowed(hu)).kind == "windowed"
-
-
-def _with_dot(image: np.ndarray, brain: np.ndarray, hu: float = 400.0) -> np.ndarray:
-    """A pineal-like calcification: a 3 x 3 voxel dot at the brain's centre, on two slices."""
-    k, j, i = (int(round(c)) for c in np.argwhere(brain).mean(axis=0))
-    out = image.copy()
-    out[k:k + 2, j - 1:j + 2, i - 1:i + 2] = hu
-    return out
 
 
 @pytest.mark.parametrize("background", [0.0, -1024.0])
@@ -93,7 +87,7 @@ def test_skull_stripped_brain_with_a_calcification_is_skull_stripped(phantoms, b
     background must not turn a stripped brain into a refused "windowed" image."""
     ph = phantoms[0]
     truth = ph.truth["intracranial"]
-    image = _with_dot(np.where(truth, ph.image, background).astype(np.float32), truth)
+    image = with_calcification(np.where(truth, ph.image, background).astype(np.float32), truth)
     kind = classify(image)
     assert kind.kind == "skull_stripped", kind.detail
     pre = preprocess(image, ph.geometry.spacing, ph.geometry.direction, CFG)
@@ -163,3 +157,17 @@ def test_real_ct_ich_heads_are_accepted_with_their_recorded_enclosure(patient):
     figure = enclosure(hu, geometry.spacing, geometry.direction)
     assert figure == pytest.approx(HEAD_ENCLOSURE[f"ct_ich_{patient:03d}"], abs=0.02)
     preprocess(hu, geometry.spacing, geometry.direction, CFG)  # no refusal
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("background", [0.0, -1024.0])
+def test_real_stripped_head_with_a_calcification_is_left_nearly_empty(background):
+    """The bundled weights on the InVesalius head, skull-stripped with a 400 HU pineal-like dot."""
+    from ich_infer.predict import DEFAULT_WEIGHTS, segment
+    from ich_infer.weights import load_weights
+
+    hu, geo = read_image(require(REAL_HEAD))
+    brain = preprocess(hu, geo.spacing, geo.direction, CFG).brain_native
+    image = with_calcification(skull_stripped(hu, brain, background), brain)
+    seg = segment(image, geo, load_weights(DEFAULT_WEIGHTS))
+    assert seg.input_kind == "skull_stripped" and seg.volume_ml < 1.0

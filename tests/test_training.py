@@ -328,3 +328,21 @@ def test_init_starts_each_fold_from_released_weights(tmp_path, smoke_data, smoke
     other.write_text(json.dumps(load_config("cpu").to_dict()))
     assert cv_main([*common[:2], "--config", str(other), "--device", "cpu", "--out", str(tmp_path / "x"),
                     "--init", str(released)]) == 1  # a different architecture is refused, not half-loaded
+
+
+def test_intensity_augmentation_changes_brain_voxels_only_and_is_reproducible():
+    from training.sampling import IntensityAugment, PatchSpec, SamplingConfig, epoch_specs, extract
+
+    image = np.full((1, 20, 60, 60), -2.0, np.float32)
+    image[:, :, 10:50, 10:50] = np.linspace(-1, 2, 40, dtype=np.float32)
+    arrays = CaseArrays("c", image, image[0] > -2, np.zeros((20, 60, 60), bool), (0.9, 0.9, 5.0))
+    plain, _ = extract(arrays, PatchSpec(0, (10, 30, 30)), (16, 48, 48))
+    spec = PatchSpec(0, (10, 30, 30), shift=0.5, gain=1.0, noise=0.0, blur=0.0)
+    shifted, _ = extract(arrays, spec, (16, 48, 48))
+    inside = plain > -2
+    assert np.allclose(shifted[inside], plain[inside] + 0.5) and np.all(shifted[~inside] == -2)
+    sampling = SamplingConfig(8, 0.0, intensity=IntensityAugment(shift=0.5, gain=0.1, noise=0.2, blur_probability=1))
+    a = epoch_specs([arrays], sampling, np.random.default_rng(3))
+    b = epoch_specs([arrays], sampling, np.random.default_rng(3))
+    assert a == b and all(s.blur != 0 and abs(s.shift) <= 0.5 for s in a)
+    assert np.array_equal(extract(arrays, a[0], (16, 48, 48))[0], extract(arrays, b[0], (16, 48, 48))[0])

@@ -58,6 +58,15 @@ def skull_stripped(hu: np.ndarray, brain: np.ndarray, background: float = 0.0) -
     return np.where(keep, hu, np.float32(background)).astype(np.float32)
 
 
+def with_calcification(hu: np.ndarray, brain: np.ndarray, value: float = 400.0) -> np.ndarray:
+    """A pineal-like calcification as research data keep it after stripping: a 3 x 3 voxel dot of
+    ``value`` HU on two slices at the brain's centre, touching no background."""
+    k, j, i = (int(round(c)) for c in np.argwhere(brain).mean(axis=0))
+    out = hu.copy()
+    out[k:k + 2, j - 1:j + 2, i - 1:i + 2] = value
+    return out
+
+
 def windowed(hu: np.ndarray, low: float = 0.0, high: float = 100.0) -> np.ndarray:
     """A pre-windowed export: every value outside ``[low, high]`` set to 0 (no air, no bone)."""
     return np.where((hu >= low) & (hu <= high), hu, np.float32(0.0)).astype(np.float32)

@@ -40,6 +40,7 @@ from training.real_heads import (
     paste,
     skull_stripped,
     windowed,
+    with_calcification,
 )
 
 from .tables import table
@@ -87,7 +88,10 @@ def evaluate_head(name: str, path: Path, ensemble: Ensemble, lesions: bool = Tru
             *as_acquired(name, ensemble),
             {"head": name, "case": "skull-stripped (0 background)",
              **run_case(skull_stripped(hu, brain), geometry, ensemble)},
-            {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)}]
+            {"head": name, "case": "windowed 0-100 HU", **run_case(windowed(hu), geometry, ensemble)},
+            *({"head": name, "case": f"skull-stripped + 400 HU calcification ({background:g} background)",
+               **run_case(with_calcification(skull_stripped(hu, brain, background), brain), geometry, ensemble)}
+              for background in (0.0, -1024.0))]
     if lesions:
         rng = np.random.default_rng(1)
         stripped = []  # research data sets ship haematomas skull-stripped: the same lesions without the skull

@@ -1,0 +1,66 @@
+"""The ct-ich judge: scores per patient, slice-level calls, and rules never tuned on the patient scored."""
+
+import numpy as np
+import pytest
+
+from ich_infer.config import InferenceConfig
+from training.postprocess_selection import CachedCase, Grid
+from training.release.ct_ich_cv import SliceTruth, nested_rules, paired, score, summarise
+
+RULES = InferenceConfig(threshold=0.5, min_component_fraction=0.0, min_peak_probability=0.0,
+                        rescue_min_probability=1.0)
+
+
+def _case(name, fold, blood_slices=(), called=(), shape=(6, 20, 20)):
+    prob = np.zeros(shape, np.float32)
+    label = np.zeros(shape, bool)
+    brain = np.ones(shape, bool)
+    for k in blood_slices:
+        label[k, 5:10, 5:10] = True
+    for k, box in called:
+        prob[(k, *box)] = 0.9
+    return CachedCase(name, fold, prob, brain, label)
+
+
+def test_score_counts_dice_volumes_and_slices():
+    calls = ((2, (slice(5, 10), slice(5, 10))), (5, (slice(0, 2), slice(0, 2))))
+    case = _case("a", 0, blood_slices=(2, 3), called=calls)
+    truth = SliceTruth(np.array([False, False, True, True, False, False]), frozenset({"Epidural"}))
+    row = score(case, RULES, truth, 0.001)
+    assert row["dice"] == pytest.approx(2 * 25 / (29 + 50))
+    assert row["true_ml"] == pytest.approx(0.05) and row["pred_ml"] == pytest.approx(0.029) and row["found"]
+    assert (row["slice_tp"], row["slice_fn"], row["slice_fp"], row["slice_tn"]) == (1, 1, 1, 3)
+
+
+def test_summary_names_missed_patients_and_noisy_normal_heads():
+    rows = [
+        {"case": "a", "dice": 0.8, "true_ml": 5.0, "pred_ml": 4.0, "found": True, "types": ["Epidural"],
+         "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8},
+        {"case": "b", "dice": 0.0, "true_ml": 2.0, "pred_ml": 0.0, "found": False, "types": ["Subdural"],
+         "slice_tp": 0, "slice_fn": 2, "slice_fp": 0, "slice_tn": 8},
+        {"case": "n", "dice": 0.0, "true_ml": 0.0, "pred_ml": 3.5, "found": False, "types": [],
+         "slice_tp": 0, "slice_fn": 0, "slice_fp": 1, "slice_tn": 9},
+    ]
+    s = summarise(rows)
+    assert s["dice_mean"] == pytest.approx(0.4) and s["missed"] == ["b"] and s["found_of_1ml"] == 1
+    assert s["dice_by_type"] == {"Epidural": 0.8, "Subdural": 0.0}
+    assert s["slice_sensitivity"] == pytest.approx(0.5) and s["slice_specificity"] == pytest.approx(25 / 26)
+    assert s["normal_over_1ml"] == [("n", 3.5)]
+    assert paired(rows, rows)[0][-1].startswith("+0.000")
+
+
+def test_nested_rules_never_look_at_the_fold_they_are_applied_to():
+    """Fold 0's patients call blood at 0.35, fold 1's at 0.75: each fold gets the threshold that suits
+    the *other* fold, which a leak would not give."""
+    low = [_case(f"l{i}", 0, (2,), ((2, (slice(5, 10), slice(5, 10))),)) for i in range(3)]
+    high = [_case(f"h{i}", 1, (2,), ((2, (slice(5, 10), slice(5, 10))),)) for i in range(3)]
+    for c in low:
+        c.prob[c.prob > 0] = 0.35
+    for c in high:
+        c.prob[c.prob > 0] = 0.75
+        c.prob[3, 0:4, 0:4] = 0.45  # a false alarm between the two levels
+    cases = {c.case: c for c in low + high}
+    grid = Grid(thresholds=(0.3, 0.5), fractions=(0.0,), peaks=(0.0,), rescues=(1.0,), min_gain=0.0)
+    rules = nested_rules(cases, RULES, grid)
+    assert rules[0].threshold == 0.5  # chosen on fold 1, where 0.5 drops the false alarm
+    assert rules[1].threshold == 0.3  # chosen on fold 0, where 0.5 misses everything
