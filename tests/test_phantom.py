@@ -249,7 +249,7 @@ def test_varied_acquisition_draws_within_its_ranges_and_instance_draws_nothing()
     assert min(d.slice_mm for d in draws) < 3.0 and max(d.slice_mm for d in draws) > 6.5
     assert 0.3 < np.mean([d.tilt_degrees != 0 for d in draws]) < 0.7
     assert 0.3 < np.mean([d.sharpen > 0 for d in draws]) < 0.7
-    with pytest.raises(ValueError, match="unknown acquisition"):
+    with pytest.raises(ValueError, match="--acquisition 'vaired' is not one of instance, varied"):
         draw_acquisition(0, PhantomSettings(acquisition="vaired"))
 
 

@@ -22,6 +22,7 @@ from ich_infer.predict import native_probabilities
 from ich_infer.weights import Ensemble, save_weights
 
 from .checkpoint import load_checkpoint
+from .loop import kept_checkpoint
 from .configs import TrainConfig
 from .data import Case
 from .postprocess_selection import CachedCase, save_cached
@@ -73,7 +74,7 @@ def assemble(out: Path, work: Path, cfg: TrainConfig, cases: list[Case], echo=pr
     models = []
     for k in range(cfg.folds):
         model = SEUNet3D(cfg.ich.model)
-        load_checkpoint(work / f"fold_{k}_best.pt", model)
+        load_checkpoint(kept_checkpoint(work, k, cfg), model)
         models.append(model)
     training = {"data": f"{len(cases)} cases", "folds": cfg.folds,
                 "epochs": [f["epochs"] for f in finished], "best_epochs": [f["best_epoch"] for f in finished],

@@ -159,8 +159,14 @@ def train_fold(fold: int, train: list[CaseArrays], val: list[CaseArrays], cfg: T
              f"{row['patches_per_s']} patches/s{' *' if improved else ''}")
         epoch += 1
     best = SEUNet3D(cfg.ich.model).to(device)
-    load_checkpoint(best_path if best_path.is_file() else last_path, best)
+    load_checkpoint(kept_checkpoint(work, fold, cfg), best)
     return FoldResult(fold, best.eval(), meta["epoch"] + 1, meta["best_epoch"], meta["best_val_loss"], meta["history"])
+
+
+def kept_checkpoint(work: Path, fold: int, cfg: TrainConfig) -> Path:
+    """The checkpoint a finished fold ships: its best-validation epoch, or its last (``cfg.keep``)."""
+    best, last = work / f"fold_{fold}_best.pt", work / f"fold_{fold}_last.pt"
+    return best if cfg.keep == "best" and best.is_file() else last
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
