@@ -22,9 +22,9 @@ from ich_infer.predict import native_probabilities
 from ich_infer.weights import Ensemble, save_weights
 
 from .checkpoint import load_checkpoint
-from .loop import kept_checkpoint
 from .configs import TrainConfig
 from .data import Case
+from .loop import kept_checkpoint
 from .postprocess_selection import CachedCase, save_cached
 
 
