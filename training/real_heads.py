@@ -8,6 +8,7 @@ the five INSTANCE subtypes plus the real expert lesion shape of BLAST-CT scan 0;
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from ich_infer.config import PreprocessConfig
 from ich_infer.io import Geometry, read_image, read_mask
 from ich_infer.preprocess import preprocess
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The real-data folder: $ICHSEG_REAL_DATA, else ../shared/data beside the checkout (where the project's
+# machines keep it; a user points the variable at their own copy).
+SHARED = Path(os.environ.get("ICHSEG_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 HEADS = {  # name -> file under SHARED; the name is what manifests list under training.real_heads
     "invesalius": "invesalius_head/head.nii.gz",
     "ge_trauma": "ge_trauma_head/head_tilt_corrected.nii.gz",
