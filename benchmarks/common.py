@@ -32,7 +32,8 @@ def test_data_cases():
     from ich_infer.inputs import list_inputs, load_input
 
     folder = Path(__file__).resolve().parents[1] / "test_data" / "images"
-    return [(item.case, *load_input(item)[:2]) for item in list_inputs(folder)]
+    scans = [(item.case, load_input(item)) for item in list_inputs(folder)]
+    return [(case, scan.volume, scan.geometry) for case, scan in scans]
 
 
 def case_seconds(ensemble, cases) -> list[float]:

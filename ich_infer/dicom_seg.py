@@ -9,16 +9,16 @@ shifted slice, not on the regular grid. Written with highdicom; the segment is c
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from . import __version__
-from .dicom_series import DicomSlice, chosen_series, stack_geometry, unpacked
+from .dicom_series import DicomSlice, stack_geometry
 from .errors import IchsegError
 from .io import Geometry, atomic_output
 
@@ -29,15 +29,20 @@ TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "S
                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
-@contextmanager
-def source_slices(path: Path, series: str | None = None) -> Iterator[list[DicomSlice]]:
-    """The slices of the one series in a DICOM folder or zip (``series`` when it holds several), sorted
-    along their normal; a zip stays unpacked while the caller reads the files."""
-    with unpacked(path) as folder:
-        groups = chosen_series(folder, path, series)
-        if len(groups) != 1:
-            raise IchsegError(path, f"holds {len(groups)} series; name one")
-        yield stack_geometry(next(iter(groups.values())))[0]
+@dataclass(frozen=True)
+class SeriesSource:
+    """What a DICOM SEG needs of its source series, read while its files are at hand (a zip is
+    unpacked only while the scan is read)."""
+
+    slices: list[DicomSlice]  # sorted along their normal
+    datasets: list  # pydicom headers without pixels, in the same order
+
+
+def series_source(slices: list[DicomSlice]) -> SeriesSource:
+    import pydicom
+
+    order = stack_geometry(slices)[0]
+    return SeriesSource(order, [pydicom.dcmread(s.path, stop_before_pixels=True) for s in order])
 
 
 def mask_on_slice(mask: np.ndarray, geometry: Geometry, header: DicomSlice) -> np.ndarray:
@@ -58,16 +63,13 @@ def segmentation_frames(mask: np.ndarray, geometry: Geometry, slices: list[Dicom
     return np.stack([mask_on_slice(mask, geometry, s) for s in slices])
 
 
-def write_dicom_seg(path: Path, mask: np.ndarray, geometry: Geometry, source: Path,
-                    series: str | None = None) -> Path:
-    """A DICOM SEG of ``mask`` referencing the series read from ``source``, written atomically."""
+def write_dicom_seg(path: Path, mask: np.ndarray, geometry: Geometry, source: SeriesSource, where: Path) -> Path:
+    """A DICOM SEG of ``mask`` referencing the series ``source`` (read from ``where``), written atomically."""
     import highdicom as hd
-    import pydicom
     from pydicom.sr.codedict import codes
 
-    with source_slices(source, series) as slices:
-        frames = segmentation_frames(mask, geometry, slices)
-        datasets = [pydicom.dcmread(s.path, stop_before_pixels=True) for s in slices]
+    frames = segmentation_frames(mask, geometry, source.slices)
+    datasets = [copy.copy(dataset) for dataset in source.datasets]
     for dataset in datasets:
         for keyword in TYPE2_COPIED:
             if keyword not in dataset:
@@ -92,7 +94,7 @@ def write_dicom_seg(path: Path, mask: np.ndarray, geometry: Geometry, source: Pa
                 manufacturer_model_name="ichseg", software_versions=__version__, device_serial_number="none",
                 series_description="ichseg haemorrhage", omit_empty_frames=False)
         except (ValueError, AttributeError, TypeError) as exc:
-            raise IchsegError(source, f"cannot build a DICOM SEG from this series: {exc}") from None
+            raise IchsegError(where, f"cannot build a DICOM SEG from this series: {exc}") from None
     with atomic_output(path) as tmp:
         seg.save_as(tmp)
     return path

@@ -8,13 +8,14 @@ and that grid goes into report.json.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-from .dicom_series import is_dicom_folder, read_dicom, series_in
+from .dicom_series import DicomSlice, chosen_series, is_dicom_folder, read_series, series_in, unpacked
 from .errors import IchsegError
 from .io import Geometry, case_id, list_images, read_image
 
@@ -25,6 +26,8 @@ class ScanInput:
     path: Path  # the scan file, or the DICOM folder or zip
     output_name: str  # the mask's file name in the output folder
     series: str | None = None  # SeriesInstanceUID, when a DICOM folder holds several
+    # The series' slice headers as listing parsed them (a DICOM folder), so loading does not parse again.
+    slices: tuple[DicomSlice, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_dicom(self) -> bool:
@@ -38,26 +41,47 @@ def list_inputs(folder: Path) -> list[ScanInput]:
         if entry.name.startswith(".") or not is_dicom_folder(entry):
             continue
         name = entry.stem if entry.is_file() else entry.name
-        series = []
+        series: dict[str, list[DicomSlice]] = {}
         if entry.is_dir():
             try:
-                series = sorted(series_in(entry))
+                series = series_in(entry)
             except IchsegError:
-                series = []  # read again when the case runs, which then reports the cause in one line
+                series = {}  # read again when the case runs, which then reports the cause in one line
         if len(series) > 1:
-            items += [ScanInput(f"{name}_{uid}", entry, f"{name}_{uid}.nii.gz", uid) for uid in series]
+            items += [ScanInput(f"{name}_{uid}", entry, f"{name}_{uid}.nii.gz", uid, tuple(series[uid]))
+                      for uid in sorted(series)]
         else:
-            items.append(ScanInput(name, entry, f"{name}.nii.gz"))
+            items.append(ScanInput(name, entry, f"{name}.nii.gz",
+                                   slices=tuple(next(iter(series.values()))) if series else None))
     return sorted(items, key=lambda item: item.case)
 
 
-def load_input(item: ScanInput) -> tuple[np.ndarray, Geometry, dict]:
-    """The scan as float32 ``(k, j, i)`` HU, its geometry, and what was done to read it (DICOM only)."""
+@dataclass
+class Scan:
+    """One case as read: float32 ``(k, j, i)`` HU, its geometry, what was done to read it (DICOM: the
+    regular grid), and for a DICOM series read ``with_source`` what a DICOM SEG needs of its files."""
+
+    volume: np.ndarray
+    geometry: Geometry
+    read: dict = field(default_factory=dict)
+    source: Any = None  # ich_infer.dicom_seg.SeriesSource
+
+
+def load_input(item: ScanInput, with_source: bool = False) -> Scan:
+    """Read the case once: the listing's slice headers are reused, and a zip is unpacked once."""
     if not item.is_dicom:
         volume, geometry = read_image(item.path)
-        return volume, geometry, {}
-    series = read_dicom(item.path, item.series)
-    if len(series) != 1:
-        raise IchsegError(item.path, f"holds {len(series)} series; unpack the zip into one folder per series")
-    _, image, grid = series[0]
-    return sitk.GetArrayFromImage(image).astype(np.float32), Geometry.of(image), {"dicom_grid": asdict(grid)}
+        return Scan(volume, geometry)
+    with unpacked(item.path) as folder:
+        groups = {item.series: list(item.slices)} if item.slices else chosen_series(folder, item.path, item.series)
+        if len(groups) != 1:
+            raise IchsegError(item.path, f"holds {len(groups)} series; unpack the zip into one folder per series")
+        slices = next(iter(groups.values()))
+        image, grid = read_series(slices, item.path)
+        source = None
+        if with_source:
+            from .dicom_seg import series_source
+
+            source = series_source(slices)
+    return Scan(sitk.GetArrayFromImage(image).astype(np.float32), Geometry.of(image), {"dicom_grid": asdict(grid)},
+                source)

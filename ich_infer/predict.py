@@ -28,7 +28,7 @@ from .dicom_seg import write_dicom_seg
 from .errors import IchsegError, about
 from .inputs import ScanInput, list_inputs, load_input
 from .io import Geometry, atomic_write_text, csv_text, read_mask, write_mask
-from .orientation import reorientation
+from .orientation import Reorientation
 from .postprocess import postprocess
 from .preprocess import Preprocessed, preprocess
 from .qc import write_qc
@@ -61,6 +61,7 @@ class Segmentation:
     volume_ml: float
     abc2_ml: float
     input_kind: str = "full_head"
+    orientation: Reorientation | None = None  # the scan's axes -> canonical (S, P, L), from preprocessing
 
 
 @dataclass
@@ -112,7 +113,7 @@ def segment(volume: np.ndarray, geometry: Geometry, ensemble: Ensemble,
     volume_ml = float(mask.sum()) * geometry.voxel_volume_ml
     return Segmentation(mask, float(prob_native[pre.brain_native].max()) if pre.brain_native.any() else 0.0,
                         max(info.components_before - info.components_removed, int(mask.any())), info.rescued,
-                        volume_ml, abc2_ml(canonical, spacing), pre.input_kind.kind)
+                        volume_ml, abc2_ml(canonical, spacing), pre.input_kind.kind, pre.orientation)
 
 
 def write_tables(out_dir: Path, report: RunReport) -> None:
@@ -206,16 +207,17 @@ def _predict_one(item: ScanInput, target: Path, batch: _Batch) -> CaseResult:
     case, path = item.case, item.path
     tic = time.perf_counter()
     try:
-        volume, geometry, read_notes = load_input(item)
+        scan = load_input(item, with_source=batch.options.dicom_seg)
+        volume, geometry, read_notes = scan.volume, scan.geometry, scan.read
         with about(path):
             seg = segment(volume, geometry, batch.ensemble, batch.on_tile)
         write_mask(target, seg.mask, geometry)
-        if batch.options.dicom_seg and item.is_dicom:
-            seg_path = write_dicom_seg(target.with_name(f"{case}.seg.dcm"), seg.mask, geometry, path, item.series)
+        if scan.source is not None:
+            seg_path = write_dicom_seg(target.with_name(f"{case}.seg.dcm"), seg.mask, geometry, scan.source, path)
             read_notes = {**read_notes, "dicom_seg": str(seg_path)}
         result = CaseResult.segmented(case, seg, time.perf_counter() - tic, output=str(target), read=read_notes)
         if batch.options.qc:
-            _write_montage(batch.output_dir / "qc" / f"{case}.png", volume, geometry, seg.mask, result)
+            _write_montage(batch.output_dir / "qc" / f"{case}.png", volume, geometry, seg, result)
     except IchsegError as exc:
         return CaseResult(case, "error", error=str(exc), runtime_s=round(time.perf_counter() - tic, 2))
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the batch
@@ -224,10 +226,10 @@ def _predict_one(item: ScanInput, target: Path, batch: _Batch) -> CaseResult:
     return result
 
 
-def _write_montage(path: Path, volume: np.ndarray, geometry: Geometry, mask: np.ndarray,
+def _write_montage(path: Path, volume: np.ndarray, geometry: Geometry, seg: Segmentation,
                    result: CaseResult) -> None:
-    orient = reorientation(geometry.direction)
-    write_qc(path, orient.to_canonical(volume), orient.to_canonical(mask), orient.spacing(geometry.spacing),
+    orient = seg.orientation  # as preprocessing decided it, not worked out again
+    write_qc(path, orient.to_canonical(volume), orient.to_canonical(seg.mask), orient.spacing(geometry.spacing),
              result.caption())
 
 

@@ -55,7 +55,8 @@ def preprocess_folder(input_dir: str | Path, output_dir: str | Path, cfg: Prepro
     results = [PreprocessedCase(item.case, "error", error=message) for item, message in clashing]
     for item in items:
         try:
-            volume, geometry, _ = load_input(item)
+            scan = load_input(item)
+            volume, geometry = scan.volume, scan.geometry
             with about(item.path):
                 pre = preprocess(volume, geometry.spacing, geometry.direction, cfg)
             write_mask(output_dir / f"{item.case}_brain.nii.gz", pre.brain_native, geometry)

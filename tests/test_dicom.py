@@ -121,8 +121,9 @@ def test_two_series_in_one_folder_are_two_cases(tmp_path):
     items = list_inputs(tmp_path / "scans")
     assert [i.case for i in items] == ["patient_1.2.3.4", "patient_1.2.3.5"]
     assert [i.output_name for i in items] == ["patient_1.2.3.4.nii.gz", "patient_1.2.3.5.nii.gz"]
-    volume, geometry, notes = load_input(items[1])
-    assert notes["dicom_grid"]["tilt_degrees"] == 0.0 and volume.shape[::-1] == geometry.size
+    assert items[1].slices is not None and len(items[1].slices) == 7  # parsed once, by the listing
+    scan = load_input(items[1])
+    assert scan.read["dicom_grid"]["tilt_degrees"] == 0.0 and scan.volume.shape[::-1] == scan.geometry.size
 
 
 def test_zip_of_a_series(tmp_path):
@@ -132,8 +133,10 @@ def test_zip_of_a_series(tmp_path):
     archive = shutil.make_archive(str(tmp_path / "in" / "zipped"), "zip", folder)
     [item] = list_inputs(tmp_path / "in")
     assert item.case == "zipped" and str(item.path) == archive
-    volume, _, notes = load_input(item)
-    assert volume.shape[0] == 7 and notes["dicom_grid"]["slices"] == 7
+    scan = load_input(item, with_source=True)
+    assert scan.volume.shape[0] == 7 and scan.read["dicom_grid"]["slices"] == 7
+    # what a DICOM SEG needs was read while the zip was unpacked, and outlives it
+    assert len(scan.source.datasets) == 7 and scan.source.datasets[0].SeriesInstanceUID == "1.2.3.4"
 
 
 def test_ge_series_matches_its_dcm2niix_conversion():

@@ -8,8 +8,9 @@ import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 from test_dicom import write_series
 
-from ich_infer.dicom_seg import source_slices, write_dicom_seg
+from ich_infer.dicom_seg import write_dicom_seg
 from ich_infer.dicom_series import read_dicom
+from ich_infer.inputs import ScanInput, load_input
 from ich_infer.io import Geometry
 
 
@@ -40,7 +41,8 @@ def test_seg_round_trip_puts_every_frame_on_its_source_slice(tmp_path, tilt):
     geometry = Geometry.of(image)
     mask = _blob_on(image)
     assert mask.sum() > 100
-    out = write_dicom_seg(tmp_path / "out" / "case.seg.dcm", mask, geometry, series)
+    source = load_input(ScanInput("case", series, "case.nii.gz"), with_source=True).source
+    out = write_dicom_seg(tmp_path / "out" / "case.seg.dcm", mask, geometry, source, series)
 
     seg = hd.seg.segread(out)
     assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
@@ -50,14 +52,13 @@ def test_seg_round_trip_puts_every_frame_on_its_source_slice(tmp_path, tilt):
     assert segment.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "49755003"
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == "1.2.3.4"
     mask_image = geometry.apply(sitk.GetImageFromArray(mask.astype(np.uint8)))
-    with source_slices(series) as slices:
-        uids = [pydicom.dcmread(s.path, stop_before_pixels=True).SOPInstanceUID for s in slices]
-        agree, lesion = [], 0
-        for header, uid in zip(slices, uids):
-            frame = seg.get_pixels_by_source_instance([uid], segment_numbers=[1])[0, ..., 0] > 0
-            reference = _on_slice(mask_image, header)
-            agree.append((frame == reference).mean())
-            lesion += int(reference.sum())
+    uids = [pydicom.dcmread(s.path, stop_before_pixels=True).SOPInstanceUID for s in source.slices]
+    agree, lesion = [], 0
+    for header, uid in zip(source.slices, uids):
+        frame = seg.get_pixels_by_source_instance([uid], segment_numbers=[1])[0, ..., 0] > 0
+        reference = _on_slice(mask_image, header)
+        agree.append((frame == reference).mean())
+        lesion += int(reference.sum())
     assert len(uids) == 7 and lesion > 50
     assert min(agree) > 0.995  # nearest-neighbour ties at the ball's rim may fall either way
 
@@ -70,8 +71,8 @@ def test_tilted_frames_differ_from_the_regular_grid(tmp_path):
     mask = _blob_on(image)
     from ich_infer.dicom_seg import segmentation_frames
 
-    with source_slices(series) as slices:
-        frames = segmentation_frames(mask, geometry, slices)
+    source = load_input(ScanInput("case", series, "case.nii.gz"), with_source=True).source
+    frames = segmentation_frames(mask, geometry, source.slices)
     assert frames.shape == (7, 32, 32)
     # the ball's centre moves in-plane from slice to slice, as a tilted acquisition sees it
     centres = [np.argwhere(f).mean(axis=0)[0] for f in frames if f.sum() > 5]

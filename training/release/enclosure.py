@@ -68,7 +68,8 @@ def real_heads(ct_ich: Path | None) -> dict[str, tuple]:
 
 def load(name: str, path: Path) -> tuple[np.ndarray, tuple, tuple]:
     if path.is_dir():
-        volume, geometry, _ = load_input(ScanInput(name, path, f"{name}.nii.gz"))
+        scan = load_input(ScanInput(name, path, f"{name}.nii.gz"))
+        volume, geometry = scan.volume, scan.geometry
     else:
         volume, geometry = read_image(path)
     return volume, geometry.spacing, geometry.direction

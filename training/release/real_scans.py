@@ -78,7 +78,8 @@ def as_acquired(name: str, ensemble: Ensemble, root: Path = SHARED) -> list[dict
     if name not in AS_ACQUIRED or not (root / AS_ACQUIRED[name]).is_dir():
         return []
     folder = root / AS_ACQUIRED[name]
-    image, geometry, _ = load_input(ScanInput(name, folder, f"{name}.nii.gz"))
+    scan = load_input(ScanInput(name, folder, f"{name}.nii.gz"))
+    image, geometry = scan.volume, scan.geometry
     return [{"head": name, "case": DICOM_CASE, **run_case(image, geometry, ensemble)}]
 
 
