@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .errors import IchsegError
+from .inputs import list_inputs
 from .io import IMAGE_SUFFIXES
 
 # What io.write_image and io.atomic_write_text leave behind when killed: ".<name>.<8 random>.tmp<suffix>".
@@ -56,6 +57,19 @@ def split_clashing(items: list) -> tuple[list, list[tuple]]:
         clashing.append((item, f"{item.path}: case id {item.case!r} is also the id of {others}; rename one so "
                                "each case has one mask (neither was segmented)"))
     return keep, clashing
+
+
+def plan_batch(input_dir: Path, output_dir: Path) -> tuple[list, list[tuple]]:
+    """What a batch runs: the input folder's cases (``inputs.list_inputs``), clashing ids set apart
+    (``split_clashing``), after the output folder passed its checks. Raises for a folder with no case."""
+    if not input_dir.is_dir():
+        raise IchsegError(input_dir, "is not a folder")
+    items = list_inputs(input_dir)
+    if not items:
+        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.mhd/.nrrd images and no DICOM series")
+    items, clashing = split_clashing(items)
+    check_output_folder(input_dir, output_dir)
+    return items, clashing
 
 
 def remove_stale_temps(output_dir: Path) -> list[Path]:

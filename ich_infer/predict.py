@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .batch import check_output_folder, remove_stale_temps, split_clashing
+from .batch import plan_batch, remove_stale_temps
 from .case_record import CSV_COLUMNS, CaseResult
 from .dicom_seg import write_dicom_seg
 from .errors import IchsegError, about
-from .inputs import ScanInput, list_inputs, load_input
+from .inputs import ScanInput, load_input
 from .io import Geometry, atomic_write_text, csv_text, read_mask, write_mask
 from .orientation import Reorientation
 from .postprocess import postprocess
@@ -157,13 +157,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
     echo = progress.line
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     started = time.perf_counter()
-    if not input_dir.is_dir():
-        raise IchsegError(input_dir, "is not a folder")
-    inputs = list_inputs(input_dir)
-    if not inputs:
-        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.mhd/.nrrd images and no DICOM series")
-    inputs, clashing = split_clashing(inputs)
-    check_output_folder(input_dir, output_dir)
+    inputs, clashing = plan_batch(input_dir, output_dir)
     for stale in remove_stale_temps(output_dir):
         echo(f"removed {stale.name}, left by an interrupted run")
     weights = Path(options.weights or DEFAULT_WEIGHTS)

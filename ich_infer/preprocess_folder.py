@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .batch import check_output_folder, split_clashing
+from .batch import plan_batch
 from .config import IchConfig, PreprocessConfig
 from .errors import IchsegError, about
-from .inputs import list_inputs, load_input
+from .inputs import load_input
 from .io import write_image, write_mask
 from .preprocess import preprocess
 from .weights import MANIFEST, read_manifest
@@ -45,13 +45,7 @@ def preprocess_folder(input_dir: str | Path, output_dir: str | Path, cfg: Prepro
     """Write ``<case>_brain.nii.gz`` and ``<case>_norm.nii.gz`` for every case of ``input_dir``."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     cfg = cfg or preprocessing_of(None)
-    if not input_dir.is_dir():
-        raise IchsegError(input_dir, "is not a folder")
-    items = list_inputs(input_dir)
-    if not items:
-        raise IchsegError(input_dir, "contains no .nii/.nii.gz/.mha/.mhd/.nrrd images and no DICOM series")
-    items, clashing = split_clashing(items)
-    check_output_folder(input_dir, output_dir)
+    items, clashing = plan_batch(input_dir, output_dir)
     results = [PreprocessedCase(item.case, "error", error=message) for item, message in clashing]
     for item in items:
         try:
