@@ -29,16 +29,25 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-STATE = {"quiet": False}  # global options, set by the callback before any command runs
+STATE = {"quiet": False, "threads": None}  # global options, set by the callback before any command runs
 
 
 @app.callback()
 def main(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (it is off anyway when "
-                                    "output is not a terminal).")) -> None:
+                                    "output is not a terminal)."),
+         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for every command "
+                                               "(default: $ICHSEG_THREADS, else $OMP_NUM_THREADS, else half "
+                                               "the cores).")) -> None:
     """Segment haemorrhage, evaluate against references, make phantoms, inspect preprocessing."""
-    STATE["quiet"] = quiet
+    from .threads import apply_threads
+
+    STATE["quiet"], STATE["threads"] = quiet, threads
+    try:
+        apply_threads(threads)
+    except IchsegError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -55,14 +64,12 @@ def predict(
                                    "(DICOM SEG referencing the source series)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Average over in-plane flips (4x the "
                                        "compute). Default: as the weights' manifest says."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: $ICHSEG_THREADS, "
-                                          "else $OMP_NUM_THREADS, else half the cores)."),
 ) -> None:
     """Segment every scan in INPUT_DIR; masks keep the input's file name and exact grid."""
     from .predict import RunOptions, predict_folder
     from .progress_bar import progress_hooks
 
-    options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg, threads)
+    options = RunOptions(weights, device, overwrite, qc, tta, dicom_seg, STATE["threads"])
     try:
         with progress_hooks(typer.echo, enabled=not STATE["quiet"]) as hooks:
             report = predict_folder(input_dir, output, options, echo=hooks)

@@ -30,3 +30,19 @@ def test_apply_sets_torch_threads():
         assert apply_threads(1, {}) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_cli_threads_option_sets_torch_threads_and_refuses_nonsense(tmp_path):
+    from typer.testing import CliRunner
+
+    from ich_infer.cli import app
+
+    before = torch.get_num_threads()
+    runner = CliRunner()
+    try:
+        result = runner.invoke(app, ["--threads", "1", "evaluate", str(tmp_path), str(tmp_path)])
+        assert torch.get_num_threads() == 1, result.output
+        bad = runner.invoke(app, ["--threads", "0", "evaluate", str(tmp_path), str(tmp_path)])
+        assert bad.exit_code != 0
+    finally:
+        torch.set_num_threads(before)
