@@ -9,7 +9,7 @@ from ich_infer.config import PreprocessConfig
 from ich_infer.errors import IchsegError
 from ich_infer.input_kind import classify
 from ich_infer.io import read_image
-from ich_infer.preprocess import MIN_BONE_ENCLOSURE, find_brain, preprocess
+from ich_infer.preprocess import MIN_BONE_ENCLOSURE, bone_enclosure, check_brain, find_brain, preprocess
 from training.real_heads import skull_stripped, windowed, with_calcification
 from training.release.enclosure import IDENTITY, NON_HEADS, enclosure, torso
 
@@ -152,22 +152,8 @@ def _ct_ich_patient(patient: int):
 def test_real_ct_ich_heads_are_accepted_with_their_recorded_enclosure(patient):
     """Patient 85 is a newborn: a thin, under-mineralised skull that the old bone-only figure put at 20 %."""
     hu, geometry = _ct_ich_patient(patient)
-    found = find_brain(hu, geometry.spacing, geometry.direction, CFG)
+    found = find_brain(hu, geometry.spacing, geometry.direction, PreprocessConfig())
     assert found.kind.kind == "full_head", found.kind.detail
-    figure = enclosure(hu, geometry.spacing, geometry.direction)
+    figure = bone_enclosure(found.clean, found.brain, found.spacing)
     assert figure == pytest.approx(HEAD_ENCLOSURE[f"ct_ich_{patient:03d}"], abs=0.02)
-    preprocess(hu, geometry.spacing, geometry.direction, CFG)  # no refusal
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("background", [0.0, -1024.0])
-def test_real_stripped_head_with_a_calcification_is_left_nearly_empty(background):
-    """The bundled weights on the InVesalius head, skull-stripped with a 400 HU pineal-like dot."""
-    from ich_infer.predict import DEFAULT_WEIGHTS, segment
-    from ich_infer.weights import load_weights
-
-    hu, geo = read_image(require(REAL_HEAD))
-    brain = preprocess(hu, geo.spacing, geo.direction, CFG).brain_native
-    image = with_calcification(skull_stripped(hu, brain, background), brain)
-    seg = segment(image, geo, load_weights(DEFAULT_WEIGHTS))
-    assert seg.input_kind == "skull_stripped" and seg.volume_ml < 1.0
+    check_brain(found.clean, found.brain, found.spacing, found.kind)  # no refusal
