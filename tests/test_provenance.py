@@ -41,3 +41,13 @@ def test_real_heads_come_from_the_catalogue_of_the_cases_trained_on(tmp_path):
     record = provenance([phantoms, heads], [["p0"], ["a_unaltered", "b_lesion_00"]])
     assert record["real_heads"] == ["a", "b"]
     assert provenance([phantoms], [["p0"]])["real_heads"] == []
+
+
+def test_real_patients_are_listed_with_their_source(tmp_path):
+    """ct-ich patients trained on are named in the manifest, so a report can refuse to score them."""
+    (tmp_path / "cases.json").write_text(json.dumps({
+        "ct_ich_049": {"source": "ct-ich 1.0.0", "patient": 49, "slices": 33, "label_ml": 5.7},
+        "ct_ich_050": {"source": "ct-ich 1.0.0", "patient": 50, "slices": 26, "label_ml": 6.5}}))
+    record = dataset_record(tmp_path, ["ct_ich_050", "ct_ich_049"])
+    assert record["patients"] == [49, 50] and record["source"] == ["ct-ich 1.0.0"] and record["cases"] == 2
+    assert "generator_versions" not in record
