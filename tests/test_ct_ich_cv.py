@@ -64,3 +64,15 @@ def test_nested_rules_never_look_at_the_fold_they_are_applied_to():
     rules = nested_rules(cases, RULES, grid)
     assert rules[0].threshold == 0.5  # chosen on fold 1, where 0.5 drops the false alarm
     assert rules[1].threshold == 0.3  # chosen on fold 0, where 0.5 misses everything
+
+
+def test_a_patient_scored_by_a_model_that_trained_on_it_stops_the_report(tmp_path):
+    import json
+
+    from training.release.ct_ich_cv import check_held_out
+
+    (tmp_path / "fold_0_done.json").write_text(json.dumps({"train_cases": ["b"], "val_cases": ["c"]}))
+    assert check_held_out({"a": _case("a", 0)}, tmp_path) == 1
+    for leaked in ("b", "c"):
+        with pytest.raises(SystemExit, match=f"{leaked}: scored by fold 0, whose model trained on it"):
+            check_held_out({leaked: _case(leaked, 0)}, tmp_path)

@@ -130,6 +130,21 @@ def load_cv(cache: Path) -> dict[str, CachedCase]:
     return {p.name.removesuffix(".npz"): read_cached(p, False) for p in sorted(cache.glob("*.npz"))}
 
 
+def check_held_out(cases: dict[str, CachedCase], work: Path) -> int:
+    """Raise if any patient was in the training or validation set of the fold model that scored it
+    (from ``WORK/fold_k_done.json``); returns how many patients were checked."""
+    checked = 0
+    for name, case in cases.items():
+        done = work / f"fold_{case.fold}_done.json"
+        if not done.is_file():
+            continue
+        record = json.loads(done.read_text())
+        if name in record.get("train_cases", []) or name in record.get("val_cases", []):
+            raise SystemExit(f"{name}: scored by fold {case.fold}, whose model trained on it")
+        checked += 1
+    return checked
+
+
 def nested_rules(cases: dict[str, CachedCase], current: InferenceConfig,
                  grid: Grid = Grid()) -> dict[int, InferenceConfig]:
     """Fold -> rules chosen on the held-out probabilities of the other folds' patients only."""
@@ -191,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = slice_truth(args.data)
     ensemble = load_weights(args.weights)
     cv = load_cv(args.cv)
-    seen = set(ensemble.manifest.get("training", {}).get("datasets", [{}])[0].get("patients", []))
+    checked = check_held_out(cv, args.cv.parent)
     rules = nested_rules(cv, ensemble.config.inference) if args.nested else ensemble.config.inference
     rows = score_all(cv, rules, truth, args.data)
     result = {"candidate": {"weights": str(args.weights), "nested_rules": args.nested,
@@ -204,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         result["baseline"] = {"weights": str(args.baseline), "summary": summarise(base_rows), "rows": base_rows}
         lines.append(headline(f"{args.baseline} (never saw ct-ich)", result["baseline"]["summary"]))
     print(f"ct-ich cross-validation by patient: {len(rows)} patients, each scored by the fold model that did not "
-          f"train on it ({len(seen)} patients in the candidate's training record)")
+          f"train on it (checked for {checked} against the folds' training and validation lists)")
     if args.nested:
         print("rules per fold, chosen on the other folds' patients only: "
               + "; ".join(f"fold {k}: threshold {r.threshold}, peak {r.min_peak_probability}, fraction "
