@@ -39,9 +39,10 @@ INPLANE_MM = 0.34  # an adult skull of about 150 mm spans about 441 pixels
 SLICE_MM = 5.0
 AIR_HU = -1024
 TYPES = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
-CREDIT = ("ct-ich: Hssayeni M. et al., Computed Tomography Images for Intracranial Hemorrhage Detection and "
-          "Segmentation (version 1.0.0), PhysioNet, doi:10.13026/w8q8-ky94, CC BY 4.0; Hssayeni et al., "
-          "Intracranial Hemorrhage Segmentation Using A Deep Convolutional Model, Data 5(1):14, 2020")
+CREDIT = ("ct-ich: Murtadha D. Hssayeni, Muayad S. Croock, Aymen Al-Ani, Hassan Falah Al-khafaji, Zakaria A. "
+          "Yahya, Computed Tomography Images for Intracranial Hemorrhage Detection and Segmentation (version "
+          "1.0.0), PhysioNet, doi:10.13026/w8q8-ky94, CC BY 4.0; Hssayeni et al., Intracranial Hemorrhage "
+          "Segmentation Using A Deep Convolutional Model, Data 5(1):14, 2020")
 
 
 @dataclass(frozen=True)
