@@ -13,6 +13,7 @@ from ich_infer.preprocess_folder import preprocess_folder
 GE_DICOM = SHARED_DATA / "ge_trauma_head" / "dicom"
 
 
+@pytest.mark.slow  # a 512 x 512 real series: CI's second step runs it
 def test_a_dicom_series_gets_its_brain_and_normalised_image(tmp_path):
     require(GE_DICOM / "01.dcm")
     shutil.copytree(GE_DICOM, tmp_path / "in" / "ge")
