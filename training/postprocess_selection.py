@@ -156,17 +156,24 @@ class Selection:
     per_case: dict[str, float]  # each case's Dice under the chosen rules
 
 
-def select(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
+def rule_tables(cases: Iterable[CachedCase], current: InferenceConfig, grid: Grid = Grid()) -> dict[str, object]:
+    """Each case's component table (``rule_scores.case_table``), by case name: what ``select`` scores
+    every candidate on. Built once, a table serves any subset of the cases (nested selection)."""
+    thresholds = tuple(sorted({*grid.thresholds, current.threshold}))
+    tables = {}
+    for case in cases:
+        small = cropped(case, grid.floor(current))
+        tables[case.case] = case_table(small.prob, small.brain, small.label, thresholds, current.connectivity)
+    return tables
+
+
+def select(cases: Iterable[CachedCase] | dict[str, object], current: InferenceConfig, grid: Grid = Grid()) -> Selection:
     """The best candidate when it beats ``current`` by more than ``grid.min_gain``, else ``current``.
 
-    Scored from each case's component tables (``rule_scores``), which give the product's own
-    ``postprocess`` Dice exactly."""
-    thresholds = tuple(sorted({*grid.thresholds, current.threshold}))
-    tables, names = [], []
-    for case in cases:
-        names.append(case.case)
-        small = cropped(case, grid.floor(current))
-        tables.append(case_table(small.prob, small.brain, small.label, thresholds, current.connectivity))
+    ``cases`` are cached cases, or their ``rule_tables``. Scored from each case's component tables
+    (``rule_scores``), which give the product's own ``postprocess`` Dice exactly."""
+    by_name = cases if isinstance(cases, dict) else rule_tables(cases, current, grid)
+    names, tables = list(by_name), list(by_name.values())
 
     def score(values: tuple[float, ...]) -> float:
         return float(np.mean([rule_dice(t, *values) for t in tables]))

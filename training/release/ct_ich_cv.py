@@ -38,7 +38,7 @@ from ich_infer.predict import native_probabilities
 from ich_infer.weights import Ensemble, load_weights
 
 from ..data import discover
-from ..postprocess_selection import CachedCase, Grid, read_cached, save_cached, select
+from ..postprocess_selection import CachedCase, Grid, read_cached, rule_tables, save_cached, select
 from .paired import bootstrap_interval
 from .tables import table
 
@@ -148,8 +148,10 @@ def check_held_out(cases: dict[str, CachedCase], work: Path) -> int:
 def nested_rules(cases: dict[str, CachedCase], current: InferenceConfig,
                  grid: Grid = Grid()) -> dict[int, InferenceConfig]:
     """Fold -> rules chosen on the held-out probabilities of the other folds' patients only."""
+    tables = rule_tables(cases.values(), current, grid)  # once per patient, then any subset
     folds = sorted({c.fold for c in cases.values()})
-    return {k: select([c for c in cases.values() if c.fold != k], current, grid).chosen for k in folds}
+    return {k: select({name: t for name, t in tables.items() if cases[name].fold != k}, current, grid).chosen
+            for k in folds}
 
 
 def score_all(cases: dict[str, CachedCase], rules, truth: dict[str, SliceTruth], folder: Path) -> list[dict]:
