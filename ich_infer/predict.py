@@ -137,8 +137,7 @@ class RunOptions:
 
 @dataclass
 class _Batch:
-    ensemble: Ensemble
-    device: torch.device
+    ensemble: Ensemble  # on its device: segment sends the tiles there
     options: RunOptions
     output_dir: Path
     on_tile: Callable[[int, int], None] | None = None
@@ -169,7 +168,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, options: RunOp
         now, chosen = ("on", "off") if options.tta else ("off", "on")
         echo(f"note: flip averaging {now}, but these weights' post-processing was chosen with it {chosen} "
              "(ichseg tune-postprocess --tta/--no-tta)")
-    batch = _Batch(ensemble, torch_device, options, output_dir, progress.tiles)
+    batch = _Batch(ensemble, options, output_dir, progress.tiles)
     report = RunReport(meta={
         "ichseg_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": str(torch_device), "threads": threads, "weights": str(weights.resolve()),

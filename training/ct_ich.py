@@ -12,9 +12,10 @@ How a volume is rebuilt (the folder's README has the evidence):
   floor of its window is air (-1024 HU).
 - Slice 1 is caudal, slice n the vertex; image top is anterior, image left the patient's right, so the
   array (slice, row, column) is LPS with an identity direction.
-- Slices are 5 mm. The in-plane pixel size is not recorded; ``INPLANE_MM`` is used for every patient
-  (see ``head_breadth_px``: the display zoom is the same for the adults, so a per-patient value
-  would only shrink the children's heads to adult size). Volumes in mL are approximate; Dice is not.
+- Slices are 5 mm. The in-plane pixel size is not recorded; ``INPLANE_MM`` is used for every patient.
+  A per-patient estimate from the head's width (``head_breadth_px``, in ``patients.csv``) cannot tell
+  a smaller head (children are among the patients) from another display zoom. Volumes in mL are
+  approximate; Dice is not.
 """
 
 from __future__ import annotations

@@ -118,8 +118,9 @@ def locate(folders: list[Path], names: set[str]) -> dict[str, Case]:
 
 def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[str, int], cache: Path,
                         echo=print) -> Iterator[CachedCase]:
-    """Each case's probability from its own held-out fold model, cached as ``<case>.npz`` (uint8 /255);
-    yielded one at a time, since hundreds of whole-scan probabilities do not fit in memory together."""
+    """Each case's probability from its own held-out fold model (a negative fold: the whole ensemble,
+    for weights that never saw the case), cached as ``<case>.npz`` (uint8 /255); yielded one at a time,
+    since hundreds of whole-scan probabilities do not fit in memory together."""
     cache.mkdir(parents=True, exist_ok=True)
     tta = ensemble.config.inference.tta
     for name in sorted(cases):
@@ -127,7 +128,7 @@ def cache_probabilities(ensemble: Ensemble, cases: dict[str, Case], folds: dict[
         cached = read_cached(path, tta)
         if cached is None:
             volume, geometry = read_image(cases[name].image)
-            model = Ensemble(ensemble.config, [ensemble.models[fold]])
+            model = ensemble if fold < 0 else Ensemble(ensemble.config, [ensemble.models[fold]])
             prob, pre = native_probabilities(volume, geometry, model)
             label, _ = read_mask(cases[name].label)
             save_cached(path, CachedCase(name, fold, prob, pre.brain_native, label, tta))

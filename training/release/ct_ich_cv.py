@@ -32,17 +32,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from ich_infer.config import InferenceConfig
-from ich_infer.io import read_image, read_mask
 from ich_infer.postprocess import postprocess
-from ich_infer.predict import native_probabilities
 from ich_infer.weights import Ensemble, load_weights
 
+from ..ct_ich import TYPES, case_name
 from ..data import discover
-from ..postprocess_selection import CachedCase, Grid, read_cached, rule_tables, save_cached, select
+from ..postprocess_selection import CachedCase, Grid, cache_probabilities, read_cached, rule_tables, select
 from .paired import bootstrap_interval
 from .tables import table
 
-TYPES = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
 FOUND_MIN_ML = 1.0  # "every patient with >= 1 mL labelled is found"
 NORMAL_FP_ML = 1.0
 
@@ -59,7 +57,7 @@ def slice_truth(folder: Path) -> dict[str, SliceTruth]:
     """case -> slice labels, from ``slices.csv`` written by ``training.ct_ich``."""
     rows: dict[str, list[dict]] = {}
     for row in csv.DictReader((folder / "slices.csv").open()):
-        rows.setdefault(f"ct_ich_{int(row['PatientNumber']):03d}", []).append(row)
+        rows.setdefault(case_name(int(row["PatientNumber"])), []).append(row)
     out = {}
     for case, mine in rows.items():
         mine.sort(key=lambda r: int(r["SliceNumber"]))
@@ -112,18 +110,8 @@ def summarise(rows: list[dict]) -> dict:
 
 def ensemble_probabilities(ensemble: Ensemble, folder: Path, cache: Path, echo=print) -> dict[str, CachedCase]:
     """The whole ensemble on every case of ``folder`` (for weights that never saw any of them), cached."""
-    cache.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for case in discover(folder):
-        path = cache / f"{case.case}.npz"
-        if read_cached(path, ensemble.config.inference.tta) is None:
-            volume, geometry = read_image(case.image)
-            prob, pre = native_probabilities(volume, geometry, ensemble)
-            label, _ = read_mask(case.label)
-            save_cached(path, CachedCase(case.case, -1, prob, pre.brain_native, label, ensemble.config.inference.tta))
-            echo(f"{case.case}: cached")
-        out[case.case] = read_cached(path, ensemble.config.inference.tta)
-    return out
+    cases = {case.case: case for case in discover(folder)}
+    return {c.case: c for c in cache_probabilities(ensemble, cases, dict.fromkeys(cases, -1), cache, echo)}
 
 
 def load_cv(cache: Path) -> dict[str, CachedCase]:

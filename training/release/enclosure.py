@@ -52,11 +52,9 @@ def enclosure(volume: np.ndarray, spacing: tuple[float, float, float], direction
     return bone_enclosure(found.clean, found.brain, found.spacing)
 
 
-def real_heads(ct_ich: Path | None) -> dict[str, tuple]:
-    """name -> (volume, spacing, direction) of every real head at hand, loaded lazily by the caller."""
-    out = {}
-    for name, path in available_heads().items():
-        out[name] = path
+def real_heads(ct_ich: Path | None) -> dict[str, Path]:
+    """name -> file or DICOM folder of every real head at hand (``load`` reads one)."""
+    out = dict(available_heads())
     for name, rel in AS_ACQUIRED.items():
         if (SHARED / rel).is_dir():
             out[f"{name} (DICOM)"] = SHARED / rel
