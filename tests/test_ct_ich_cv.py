@@ -76,3 +76,21 @@ def test_a_patient_scored_by_a_model_that_trained_on_it_stops_the_report(tmp_pat
     for leaked in ("b", "c"):
         with pytest.raises(SystemExit, match=f"{leaked}: scored by fold 0, whose model trained on it"):
             check_held_out({leaked: _case(leaked, 0)}, tmp_path)
+
+
+def test_only_ct_ich_patients_are_judged_and_the_report_names_both_sides(tmp_path):
+    """Phantoms trained beside ct-ich leave held-out probabilities in the same folder; the judge reads
+    the patients only, and its text shows the candidate, the baseline and the paired line."""
+    from training.postprocess_selection import save_cached
+    from training.release.ct_ich_cv import load_cv, render
+
+    for case in (_case("ct_ich_049", 0, (2,)), _case("phantom_2050_0001", 0, (2,))):
+        save_cached(tmp_path / f"{case.case}.npz", case)
+    assert list(load_cv(tmp_path, {"ct_ich_049", "ct_ich_050"})) == ["ct_ich_049"]
+    rows = [{"case": "a", "dice": 0.5, "true_ml": 5.0, "pred_ml": 4.0, "found": True, "types": ["Epidural"],
+             "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8}]
+    result = {"checked": 1, "rules": None, "candidate": {"weights": "new", "summary": summarise(rows), "rows": rows},
+              "baseline": {"weights": "old", "summary": summarise(rows), "rows": rows}}
+    text = render(result)
+    assert "new (held-out fold models)" in text and "old (never saw ct-ich)" in text
+    assert "Dice, haemorrhage patients  1" in text

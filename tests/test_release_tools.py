@@ -145,3 +145,16 @@ def test_real_scan_check_knows_which_heads_the_weights_saw_and_sums_per_head():
     assert summarise(rows) == [("h", "1.50", "-", "0.25", "refused", "0.450", "1/2", "0.800")]
     rows.insert(1, {"head": "h", "case": DICOM_CASE, "kind": "full_head", "pred_ml": 2.0, "dice": None})
     assert summarise(rows)[0][:3] == ("h", "1.50", "2.00")
+
+
+def test_the_phantom_line_reads_only_phantoms_of_the_weights_own_report(tmp_path):
+    from training.release.real_scans import phantom_line
+
+    assert phantom_line(tmp_path) is None  # no cv_report.csv: nothing to say
+    (tmp_path / "cv_report.csv").write_text(
+        "fold,case,dice,rvd,nsd,hd,hd95,volume_pred_ml,volume_gt_ml\n"
+        "0,phantom_1_0001,0.8,0,0,1,1,4.0,5.0\n"
+        "0,phantom_1_0002,0.0,0,0,inf,inf,0.0,2.0\n"
+        "0,phantom_1_0003,1.0,0,0,0,0,0.5,0\n"
+        "1,ct_ich_049,0.1,0,0,1,1,9.0,6.0\n")
+    assert phantom_line(tmp_path) == (str(tmp_path), 3, "0.400", "1/2", "0.50")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +115,11 @@ def ensemble_probabilities(ensemble: Ensemble, folder: Path, cache: Path, echo=p
     return {c.case: c for c in cache_probabilities(ensemble, cases, dict.fromkeys(cases, -1), cache, echo)}
 
 
-def load_cv(cache: Path) -> dict[str, CachedCase]:
-    return {p.name.removesuffix(".npz"): read_cached(p, False) for p in sorted(cache.glob("*.npz"))}
+def load_cv(cache: Path, patients: set[str]) -> dict[str, CachedCase]:
+    """The held-out probabilities of the ct-ich ``patients``; other cases trained beside them (phantoms)
+    are not judged here."""
+    paths = (p for p in sorted(cache.glob("*.npz")) if p.name.removesuffix(".npz") in patients)
+    return {p.name.removesuffix(".npz"): read_cached(p, False) for p in paths}
 
 
 def check_held_out(cases: dict[str, CachedCase], work: Path) -> int:
@@ -183,46 +187,81 @@ HEADER = ("model", "mean Dice", "median Dice", "found", "found (>= 1 mL)", "slic
           "normal >= 1 mL")
 
 
+@dataclass(frozen=True)
+class JudgeInputs:
+    """What the ct-ich judge reads: the ct-ich folder, the candidate's held-out probabilities and
+    weights, and optionally a baseline that never trained on ct-ich."""
+
+    data: Path
+    cv: Path
+    weights: Path
+    nested: bool = False
+    baseline: Path | None = None
+    baseline_cache: Path | None = None
+
+
+def judge(inputs: JudgeInputs) -> dict:
+    """Every figure of the ct-ich cross-validation, for the candidate and (if given) the baseline."""
+    truth = slice_truth(inputs.data)
+    ensemble = load_weights(inputs.weights)
+    cv = load_cv(inputs.cv, set(truth))
+    checked = check_held_out(cv, inputs.cv.parent)
+    rules = nested_rules(cv, ensemble.config.inference) if inputs.nested else ensemble.config.inference
+    rows = score_all(cv, rules, truth, inputs.data)
+    result = {"checked": checked,
+              "rules": {k: dataclasses.asdict(r) for k, r in rules.items()} if inputs.nested else None,
+              "candidate": {"weights": str(inputs.weights), "nested_rules": inputs.nested,
+                            "summary": summarise(rows), "rows": rows}}
+    if inputs.baseline is not None:
+        base = load_weights(inputs.baseline)
+        cache = inputs.baseline_cache or inputs.cv.parent / "baseline"
+        base_rows = score_all(ensemble_probabilities(base, inputs.data, cache), base.config.inference, truth,
+                              inputs.data)
+        result["baseline"] = {"weights": str(inputs.baseline), "summary": summarise(base_rows), "rows": base_rows}
+    return result
+
+
+def render(result: dict) -> str:
+    """The judge's figures as text: headline table, per type, missed and noisy patients, paired."""
+    candidate = result["candidate"]
+    lines = [headline(f"{candidate['weights']} (held-out fold models)", candidate["summary"])]
+    if "baseline" in result:
+        lines.append(headline(f"{result['baseline']['weights']} (never saw ct-ich)", result["baseline"]["summary"]))
+    out = [f"ct-ich cross-validation by patient: {len(candidate['rows'])} patients, each scored by the fold model "
+           f"that did not train on it (checked for {result['checked']} against the folds' training and validation "
+           "lists)"]
+    if result["rules"]:
+        out.append("rules per fold, chosen on the other folds' patients only: "
+                   + "; ".join(f"fold {k}: threshold {r['threshold']}, peak {r['min_peak_probability']}, fraction "
+                               f"{r['min_component_fraction']}, rescue {r['rescue_min_probability']}"
+                               for k, r in result["rules"].items()))
+    out.append(table(lines, HEADER))
+    for key in ("candidate", "baseline"):
+        if key not in result:
+            continue
+        s = result[key]["summary"]
+        out.append(f"\n{key}: Dice by type " + ", ".join(f"{t} {v:.3f}" for t, v in s["dice_by_type"].items()))
+        out.append(f"{key}: missed {', '.join(s['missed']) or 'none'}; normal heads >= 1 mL: "
+                   + (", ".join(f"{c} {v} mL" for c, v in s["normal_over_1ml"]) or "none"))
+    if "baseline" in result:
+        out.append("")
+        out.append(table(paired(result["baseline"]["rows"], candidate["rows"]),
+                         ("paired", "n", "baseline", "candidate", "difference")))
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.release.ct_ich_cv", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the training.ct_ich folder")
     parser.add_argument("--cv", type=Path, required=True, help="the candidate's held-out probabilities")
-    parser.add_argument("--weights", type=Path, required=True, help="the candidate's weights (its rules)")
     parser.add_argument("--nested", action="store_true", help="rules per fold chosen on the other folds")
     parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich")
     parser.add_argument("--baseline-cache", type=Path, default=None)
+    parser.add_argument("--weights", type=Path, required=True, help="the candidate's weights (its rules)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure and row here")
     args = parser.parse_args(argv)
-    truth = slice_truth(args.data)
-    ensemble = load_weights(args.weights)
-    cv = load_cv(args.cv)
-    checked = check_held_out(cv, args.cv.parent)
-    rules = nested_rules(cv, ensemble.config.inference) if args.nested else ensemble.config.inference
-    rows = score_all(cv, rules, truth, args.data)
-    result = {"candidate": {"weights": str(args.weights), "nested_rules": args.nested,
-                            "summary": summarise(rows), "rows": rows}}
-    lines = [headline(f"{args.weights} (held-out fold models)", result["candidate"]["summary"])]
-    if args.baseline is not None:
-        base = load_weights(args.baseline)
-        cache = args.baseline_cache or args.cv.parent / "baseline"
-        base_rows = score_all(ensemble_probabilities(base, args.data, cache), base.config.inference, truth, args.data)
-        result["baseline"] = {"weights": str(args.baseline), "summary": summarise(base_rows), "rows": base_rows}
-        lines.append(headline(f"{args.baseline} (never saw ct-ich)", result["baseline"]["summary"]))
-    print(f"ct-ich cross-validation by patient: {len(rows)} patients, each scored by the fold model that did not "
-          f"train on it (checked for {checked} against the folds' training and validation lists)")
-    if args.nested:
-        print("rules per fold, chosen on the other folds' patients only: "
-              + "; ".join(f"fold {k}: threshold {r.threshold}, peak {r.min_peak_probability}, fraction "
-                          f"{r.min_component_fraction}, rescue {r.rescue_min_probability}" for k, r in rules.items()))
-    print(table(lines, HEADER))
-    for key, entry in result.items():
-        s = entry["summary"]
-        print(f"\n{key}: Dice by type " + ", ".join(f"{t} {v:.3f}" for t, v in s["dice_by_type"].items()))
-        print(f"{key}: missed {', '.join(s['missed']) or 'none'}; normal heads >= 1 mL: "
-              + (", ".join(f"{c} {v} mL" for c, v in s["normal_over_1ml"]) or "none"))
-    if "baseline" in result:
-        print()
-        print(table(paired(result["baseline"]["rows"], rows), ("paired", "n", "baseline", "candidate", "difference")))
+    result = judge(JudgeInputs(args.data, args.cv, args.weights, args.nested, args.baseline, args.baseline_cache))
+    print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     return 0

@@ -1,4 +1,8 @@
-"""The judge: every real head CT in ../shared/data, segmented as a user would hand it over.
+"""The judge, one report: the ct-ich cross-validation, then every real head CT in ../shared/data
+segmented as a user would hand it over, then the phantom cross-validation as a secondary line.
+
+The ct-ich section (``--ct-ich``) is ``training.release.ct_ich_cv``: every patient by the fold model
+that held it out, paired against ``--baseline``.
 
 Per head, with weights that never saw it (the head must not be listed in the manifest's
 ``training.real_heads``; a head the weights saw is not reported):
@@ -9,6 +13,8 @@ Per head, with weights that never saw it (the head must not be listed in the man
     Dice and whether it was found at all;
   - the pasted IPH and subdurals once more, skull-stripped (as research data sets ship haematomas).
 
+    python -m training.release.real_scans --weights DIR --ct-ich runs/ct_ich --cv WORK/heldout_probabilities \\
+        --nested --baseline weights --baseline-cache runs/r12_ct_ich
     python -m training.release.real_scans [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
     python -m training.release.real_scans --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
 
@@ -20,6 +26,7 @@ enters a manifest.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +50,7 @@ from training.real_heads import (
     with_calcification,
 )
 
+from . import ct_ich_cv
 from .tables import table
 
 DICOM_CASE = "unaltered, DICOM series as acquired"
@@ -131,22 +139,30 @@ def summarise(rows: list[dict]) -> list[tuple]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--holdout", action="append", default=[], help="NAME=DIR: weights for one head")
-    parser.add_argument("--override", action="append", default=[], help="preprocessing FIELD=JSON")
-    parser.add_argument("--no-lesions", action="store_true", help="only the unaltered head and its variants")
-    parser.add_argument("--heads", nargs="+", default=None, help="only these heads (default: every one found)")
-    parser.add_argument("--json", type=Path, default=None, help="also write every row here")
-    args = parser.parse_args()
+def phantom_line(weights: Path) -> tuple | None:
+    """The phantom cross-validation of ``weights`` (its ``cv_report.csv``, phantom cases only): a
+    secondary line, since phantoms are training material, not evidence."""
+    report = weights / "cv_report.csv"
+    if not report.is_file():
+        return None
+    rows = [r for r in csv.DictReader(report.open()) if r["case"].startswith("phantom_")]
+    lesion = [r for r in rows if float(r["volume_gt_ml"]) > 0]
+    free = [float(r["volume_pred_ml"]) for r in rows if float(r["volume_gt_ml"]) == 0]
+    if not rows:
+        return None
+    return (str(weights), len(rows), fmt(float(np.mean([float(r["dice"]) for r in lesion])) if lesion else None, 3),
+            f"{sum(float(r['dice']) > 0 for r in lesion)}/{len(lesion)}",
+            fmt(float(np.median(free)) if free else None))
+
+
+def head_report(args: argparse.Namespace) -> str:
+    """The GE and InVesalius heads: as acquired and in every form a user hands them over."""
     overrides = {k: (tuple(v) if isinstance(v, list) else v)
                  for k, v in (((kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])) for kv in args.override))}
     per_head = dict(kv.split("=", 1) for kv in args.holdout)
     heads = {name: path for name, path in available_heads().items() if args.heads is None or name in args.heads}
     if not heads:
-        print("skipped: no real heads under ../shared/data")
-        return
+        return "real heads: skipped, none under ../shared/data"
     rows, notes = [], []
     for name, path in heads.items():
         folder = Path(per_head.get(name, args.weights))
@@ -158,19 +174,53 @@ def main() -> None:
         notes.append(f"{name}: {folder} (manifest sha256 {digest}), never trained on this head")
         rows += evaluate_head(name, path, ensemble, not args.no_lesions)
         print(f"{name}: done", flush=True)
-    print("real head CTs; every figure from weights that never saw the head (leave-one-head-out)")
-    print("\n".join(notes))
-    if overrides:
-        print(f"preprocessing overrides: {overrides}")
-    print(table([(r["head"], r["case"], r["kind"], fmt(r.get("true_ml")), fmt(r["pred_ml"]), fmt(r["dice"], 3),
-                  r["note"][:70]) for r in rows],
-                ("head", "case", "input kind", "true mL", "predicted mL", "Dice", "note")))
-    print()
-    print(table(summarise(rows), ("head", "false positive mL", "as DICOM mL", "skull-stripped mL", "windowed",
-                                  "pasted Dice", "missed", "stripped pasted Dice")))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        args.json.with_suffix(".heads.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
+    out = ["real head CTs; every figure from weights that never saw the head (leave-one-head-out)", *notes]
+    if overrides:
+        out.append(f"preprocessing overrides: {overrides}")
+    out.append(table([(r["head"], r["case"], r["kind"], fmt(r.get("true_ml")), fmt(r["pred_ml"]), fmt(r["dice"], 3),
+                       r["note"][:70]) for r in rows],
+                     ("head", "case", "input kind", "true mL", "predicted mL", "Dice", "note")))
+    out.append("")
+    out.append(table(summarise(rows), ("head", "false positive mL", "as DICOM mL", "skull-stripped mL", "windowed",
+                                       "pasted Dice", "missed", "stripped pasted Dice")))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.release.real_scans", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--holdout", action="append", default=[], help="NAME=DIR: weights for one head")
+    parser.add_argument("--override", action="append", default=[], help="preprocessing FIELD=JSON")
+    parser.add_argument("--no-lesions", action="store_true", help="only the unaltered head and its variants")
+    parser.add_argument("--heads", nargs="+", default=None, help="only these heads (default: every one found)")
+    parser.add_argument("--no-heads", action="store_true", help="only the ct-ich and phantom sections")
+    parser.add_argument("--ct-ich", type=Path, default=None, help="the training.ct_ich folder: report its CV first")
+    parser.add_argument("--cv", type=Path, default=None,
+                        help="WORK/heldout_probabilities of the training.cv run that made --weights")
+    parser.add_argument("--nested", action="store_true", help="ct-ich rules per fold chosen on the other folds")
+    parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich (paired)")
+    parser.add_argument("--baseline-cache", type=Path, default=None, help="the baseline's ct-ich probabilities")
+    parser.add_argument("--json", type=Path, default=None, help="also write every row here (.ct_ich/.heads.json)")
+    args = parser.parse_args(argv)
+    if args.ct_ich is not None:
+        if args.cv is None:
+            parser.error("--ct-ich needs --cv WORK/heldout_probabilities")
+        result = ct_ich_cv.judge(ct_ich_cv.JudgeInputs(args.ct_ich, args.cv, args.weights, args.nested,
+                                                       args.baseline, args.baseline_cache))
+        print(ct_ich_cv.render(result), end="\n\n", flush=True)
+        if args.json:
+            args.json.with_suffix(".ct_ich.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    if not args.no_heads:
+        print(head_report(args), end="\n\n", flush=True)
+    lines = [line for line in (phantom_line(w) for w in (args.weights, args.baseline) if w is not None) if line]
+    if lines:
+        print("phantom cross-validation (secondary: phantoms are training material; held-out phantoms of each "
+              "weights' own run)")
+        print(table(lines, ("weights", "phantoms", "Dice, lesion phantoms", "found", "median mL, lesion-free")))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
