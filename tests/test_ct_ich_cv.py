@@ -5,8 +5,9 @@ import pytest
 
 from ich_infer.config import InferenceConfig
 from training.postprocess_selection import CachedCase, Grid
-from training.release.ct_ich_cv import SliceTruth, nested_rules, paired, score, summarise
+from training.release.ct_ich_cv import SliceTruth, nested_rules, paired, score, sensitivity_at_specificity, summarise
 
+PEAKS = {"slice_peak": [0.9, 0.1], "slice_positive": [True, False]}
 RULES = InferenceConfig(threshold=0.5, min_component_fraction=0.0, min_peak_probability=0.0,
                         rescue_min_probability=1.0)
 
@@ -30,16 +31,28 @@ def test_score_counts_dice_volumes_and_slices():
     assert row["dice"] == pytest.approx(2 * 25 / (29 + 50))
     assert row["true_ml"] == pytest.approx(0.05) and row["pred_ml"] == pytest.approx(0.029) and row["found"]
     assert (row["slice_tp"], row["slice_fn"], row["slice_fp"], row["slice_tn"]) == (1, 1, 1, 3)
+    assert row["slice_peak"] == pytest.approx([0, 0, 0.9, 0, 0, 0.9]) and row["slice_positive"][2:4] == [True, True]
+
+
+def test_slice_sensitivity_at_specificity_is_an_operating_point_of_the_slice_roc():
+    """20 negative slices peaking at 0.00..0.95, positives at 0.5, 0.93, 0.99: at specificity 0.95 the
+    cut is the 19th negative (0.90), so two of the three positives are above it."""
+    negatives = np.arange(20) * 0.05
+    peaks = np.concatenate([negatives, [0.5, 0.93, 0.99]])
+    positive = np.arange(23) >= 20
+    assert sensitivity_at_specificity(peaks, positive, 0.95) == pytest.approx(2 / 3)
+    assert sensitivity_at_specificity(peaks, positive, 1.0) == pytest.approx(1 / 3)  # cut 0.95
+    assert sensitivity_at_specificity(peaks, positive, 0.5) == pytest.approx(1.0)  # cut 0.45
 
 
 def test_summary_names_missed_patients_and_noisy_normal_heads():
     rows = [
         {"case": "a", "dice": 0.8, "true_ml": 5.0, "pred_ml": 4.0, "found": True, "types": ["Epidural"],
-         "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8},
+         "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8, **PEAKS},
         {"case": "b", "dice": 0.0, "true_ml": 2.0, "pred_ml": 0.0, "found": False, "types": ["Subdural"],
-         "slice_tp": 0, "slice_fn": 2, "slice_fp": 0, "slice_tn": 8},
+         "slice_tp": 0, "slice_fn": 2, "slice_fp": 0, "slice_tn": 8, **PEAKS},
         {"case": "n", "dice": 0.0, "true_ml": 0.0, "pred_ml": 3.5, "found": False, "types": [],
-         "slice_tp": 0, "slice_fn": 0, "slice_fp": 1, "slice_tn": 9},
+         "slice_tp": 0, "slice_fn": 0, "slice_fp": 1, "slice_tn": 9, **PEAKS},
     ]
     s = summarise(rows)
     assert s["dice_mean"] == pytest.approx(0.4) and s["missed"] == ["b"] and s["found_of_1ml"] == 1
@@ -88,7 +101,7 @@ def test_only_ct_ich_patients_are_judged_and_the_report_names_both_sides(tmp_pat
         save_cached(tmp_path / f"{case.case}.npz", case)
     assert list(load_cv(tmp_path, {"ct_ich_049", "ct_ich_050"})) == ["ct_ich_049"]
     rows = [{"case": "a", "dice": 0.5, "true_ml": 5.0, "pred_ml": 4.0, "found": True, "types": ["Epidural"],
-             "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8}]
+             "slice_tp": 2, "slice_fn": 0, "slice_fp": 0, "slice_tn": 8, **PEAKS}]
     result = {"checked": 1, "rules": None, "candidate": {"weights": "new", "summary": summarise(rows), "rows": rows},
               "baseline": {"weights": "old", "summary": summarise(rows), "rows": rows}}
     text = render(result)
