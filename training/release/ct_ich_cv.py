@@ -18,7 +18,7 @@ and at specificity 0.95 on the slices' peak probability), normal heads with >= 1
 and the paired per-patient difference against the baseline.
 
     python -m training.release.ct_ich_cv --data runs/ct_ich --cv runs/work_real/heldout_probabilities \\
-        --weights runs/weights_real --baseline weights --baseline-cache runs/r12_ct_ich --nested
+        --weights runs/weights_real --baseline BASELINE --baseline-cache runs/baseline_ct_ich --nested
 """
 
 from __future__ import annotations

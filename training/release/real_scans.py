@@ -14,7 +14,7 @@ Per head, with weights that never saw it (the head must not be listed in the man
   - the pasted IPH and subdurals once more, skull-stripped (as research data sets ship haematomas).
 
     python -m training.release.real_scans --weights DIR --ct-ich runs/ct_ich --cv WORK/heldout_probabilities \\
-        --nested --baseline weights --baseline-cache runs/r12_ct_ich
+        --nested --baseline BASELINE --baseline-cache runs/baseline_ct_ich
     python -m training.release.real_scans [--weights DIR] [--holdout ge_trauma=DIR_A --holdout invesalius=DIR_B]
     python -m training.release.real_scans --override normalization=\\"hu\\" --override hu_centre=null   # a candidate
 
