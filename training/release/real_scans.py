@@ -26,7 +26,6 @@ enters a manifest.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +37,7 @@ from ich_infer.inputs import ScanInput, load_input
 from ich_infer.metrics import case_metrics
 from ich_infer.predict import DEFAULT_WEIGHTS, segment
 from ich_infer.weights import MANIFEST, Ensemble, load_weights, sha256_of
+from training.postprocess_selection import report_rows
 from training.real_heads import (
     AS_ACQUIRED,
     SHARED,
@@ -143,13 +143,11 @@ def phantom_line(weights: Path) -> tuple | None:
     """The phantom cross-validation of ``weights`` (its ``cv_report.csv``, phantom cases only): a
     secondary line, since phantoms are training material, not evidence."""
     report = weights / "cv_report.csv"
-    if not report.is_file():
-        return None
-    rows = [r for r in csv.DictReader(report.open()) if r["case"].startswith("phantom_")]
-    lesion = [r for r in rows if float(r["volume_gt_ml"]) > 0]
-    free = [float(r["volume_pred_ml"]) for r in rows if float(r["volume_gt_ml"]) == 0]
+    rows = [r for r in report_rows(report) if r["case"].startswith("phantom_")] if report.is_file() else []
     if not rows:
         return None
+    lesion = [r for r in rows if float(r["volume_gt_ml"]) > 0]
+    free = [float(r["volume_pred_ml"]) for r in rows if float(r["volume_gt_ml"]) == 0]
     return (str(weights), len(rows), fmt(float(np.mean([float(r["dice"]) for r in lesion])) if lesion else None, 3),
             f"{sum(float(r['dice']) > 0 for r in lesion)}/{len(lesion)}",
             fmt(float(np.median(free)) if free else None))
