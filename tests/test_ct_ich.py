@@ -85,6 +85,9 @@ def test_convert_writes_the_training_folder(tmp_path):
     rows = (tmp_path / "slices.csv").read_text().splitlines()
     assert rows[0].startswith("PatientNumber,SliceNumber") and len(rows) == 1 + hu.shape[0]
     assert "CC BY 4.0" in (tmp_path / "CREDIT.txt").read_text()
+    from training.data import describe_data, discover  # what the weights manifest will say it learnt from
+
+    assert describe_data(tmp_path, discover(tmp_path)) == f"1 real head CT from {tmp_path.name}/ (ct-ich 1.0.0)"
 
 
 def test_checksums_name_a_changed_file(tmp_path):

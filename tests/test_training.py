@@ -204,7 +204,7 @@ def test_describe_data_names_generator_version_and_dataset_seed(tmp_path, smoke_
     (folder / "cases.json").write_text(json.dumps(catalogue))
     line = describe_data(folder, cases)
     assert line.startswith(f"6 synthetic phantoms from ichseg's phantom generator v{GENERATOR_VERSION} ")
-    assert "dataset seed 2027)" in line and "NOT INSTANCE" in line
+    assert "dataset seed 2027;" in line and line.endswith("no patient data, not INSTANCE 2022)")
     catalogue[cases[0].case]["generator_version"] = -1  # a mixed folder says so
     (folder / "cases.json").write_text(json.dumps(catalogue))
     assert f"generator v-1/{GENERATOR_VERSION} " in describe_data(folder, cases)
@@ -346,3 +346,24 @@ def test_intensity_augmentation_changes_brain_voxels_only_and_is_reproducible():
     b = epoch_specs([arrays], sampling, np.random.default_rng(3))
     assert a == b and all(s.blur != 0 and abs(s.shift) <= 0.5 for s in a)
     assert np.array_equal(extract(arrays, a[0], (16, 48, 48))[0], extract(arrays, b[0], (16, 48, 48))[0])
+
+
+def test_a_one_channel_release_starts_a_symmetric_network_unchanged(tiny_weights, tiny_config):
+    from dataclasses import replace
+
+    from ich_infer.model import SEUNet3D
+    from training.configs import TrainConfig
+    from training.cv import initial_weights
+
+    two = replace(tiny_config, preprocess=replace(tiny_config.preprocess, symmetric_channel=True),
+                  model=replace(tiny_config.model, in_channels=2))
+    states = initial_weights(tiny_weights, TrainConfig(ich=two))
+    one_net = load_weights(tiny_weights).models[0].eval()
+    two_net = SEUNet3D(two.model).eval()
+    two_net.load_state_dict(states[0])
+    x = torch.randn(1, 1, 8, 32, 32)
+    with torch.no_grad():  # whatever the mirror holds, the widened net computes what the release did
+        assert torch.allclose(two_net(torch.cat([x, torch.randn_like(x)], 1)), one_net(x), atol=1e-6)
+    wider = replace(two, model=replace(two.model, base_width=8, in_channels=2))
+    with pytest.raises(ValueError, match="initial weights are"):
+        initial_weights(tiny_weights, TrainConfig(ich=wider))

@@ -48,11 +48,24 @@ def initial_weights(folder: Path, cfg: TrainConfig) -> list[dict[str, torch.Tens
 
     Why: fine-tuning the previous release on a new phantom generation costs a fraction of training
     from scratch on a CPU; the architecture must be the one being trained.
+    A one-channel network may start a two-channel one (the symmetric channel added): the mirror's input
+    weights start at zero, so the first step computes exactly what the initial weights computed.
     """
     ensemble = load_weights(folder)
-    if ensemble.config.model != cfg.ich.model:
-        raise ValueError(f"{folder}: initial weights are {ensemble.config.model}, training {cfg.ich.model}")
-    return [model.state_dict() for model in ensemble.models]
+    have, want = ensemble.config.model, cfg.ich.model
+    if dataclasses.replace(have, in_channels=want.in_channels) != want or have.in_channels > want.in_channels:
+        raise ValueError(f"{folder}: initial weights are {have}, training {want}")
+    return [widen_input(model.state_dict(), want.in_channels) for model in ensemble.models]
+
+
+def widen_input(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
+    """``state`` with its first convolution taking ``channels`` inputs, the added ones weighted zero."""
+    key = next(k for k, v in state.items() if k.endswith("weight") and v.ndim == 5)
+    first = state[key]
+    if first.shape[1] == channels:
+        return state
+    pad = first.new_zeros((first.shape[0], channels - first.shape[1], *first.shape[2:]))
+    return {**state, key: torch.cat([first, pad], dim=1)}
 
 
 @dataclass(frozen=True)

@@ -126,5 +126,8 @@ def describe_data(data_dir: str | Path, cases: list[Case]) -> str:
         variant = " ".join(sorted({e["variant"].replace("_", "-") for e in entries if "variant" in e}))
         return (f"{len(cases)} {variant + ' ' if variant else ''}synthetic phantoms from ichseg's phantom generator "
                 f"v{'/'.join(map(str, versions))} (training/phantom, dataset seed "
-                f"{', '.join(map(str, seeds))}); NOT INSTANCE 2022 and no patient data")
+                f"{', '.join(map(str, seeds))}; synthetic: no patient data, not INSTANCE 2022)")
+    if entries and all(isinstance(e, dict) and "source" in e for e in entries):
+        sources = ", ".join(sorted({e["source"] for e in entries}))
+        return f"{len(cases)} real head CT{'s' * (len(cases) != 1)} from {Path(data_dir).name}/ ({sources})"
     return f"{len(cases)} cases from {Path(data_dir).name}/"
