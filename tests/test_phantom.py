@@ -59,6 +59,7 @@ def test_labels_lie_inside_the_intracranial_space(phantoms):
         assert not (ph.label.astype(bool) & ~inside).any()
 
 
+@pytest.mark.slow  # a whole phantom made again: CI's second step runs it
 def test_same_seed_same_bytes_and_different_seed_differs(phantoms):
     """Each case is a pure function of its seed: the session's phantom of seed 0, made again, is the
     same to the byte; the other seeds' cases differ."""
@@ -95,6 +96,7 @@ def test_painted_haemorrhage_volume_follows_the_plan():
         assert 50 <= hu <= 90
 
 
+@pytest.mark.slow  # a whole phantom made again: CI's second step runs it
 def test_instance_like_acquisition():
     ph = generate(4)
     sizes = sorted(ph.geometry.size)
@@ -174,6 +176,7 @@ def test_jugular_canals_are_venous_islands_walled_by_bone(composed_heads):
         assert max(islands) > 30
 
 
+@pytest.mark.slow  # a whole phantom made again: CI's second step runs it
 def test_jugular_canal_draws_span_their_radius_range_and_reach_below_the_fossa():
     """The canal as a pure function of its draws: narrow and wide canals (3.5-11 mm radius; a real
     head's widest is about 210 mm² on one slice), always running down below the bulb."""
@@ -264,6 +267,7 @@ def test_edge_enhancement_overshoots_at_bone_and_keeps_flat_regions():
     assert np.array_equal(edge_enhance(volume, (0.5, 0.5, 5.0), 0.0, 1.0), volume)
 
 
+@pytest.mark.slow  # a whole phantom made again: CI's second step runs it
 def test_varied_phantom_has_its_drawn_slices():
     from training.phantom import draw_acquisition
 
