@@ -107,3 +107,34 @@ def test_only_ct_ich_patients_are_judged_and_the_report_names_both_sides(tmp_pat
     text = render(result)
     assert "new (held-out fold models)" in text and "old (never saw ct-ich)" in text
     assert "Dice, haemorrhage patients  1" in text
+
+
+def test_a_baseline_trained_on_ct_ich_is_scored_by_its_own_held_out_folds(tmp_path, tiny_weights):
+    """With ``baseline_cv`` the baseline's patients come from its own cross-validation, checked against
+    its folds' lists like the candidate's, and the report says so."""
+    import json
+
+    from ich_infer.io import Geometry, write_image
+    from training.ct_ich import TYPES
+    from training.postprocess_selection import save_cached
+    from training.release.ct_ich_cv import JudgeInputs, judge, render
+
+    data = tmp_path / "ct_ich"
+    geometry = Geometry((20, 20, 6), (0.5, 0.5, 5.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
+    write_image(data / "images" / "ct_ich_049.nii.gz", np.zeros((6, 20, 20), np.int16), geometry)
+    header = ["PatientNumber", "SliceNumber", "No_Hemorrhage", *TYPES]
+    rows = [[49, k + 1, 0 if k == 2 else 1, *[1 if (k == 2 and t == "Subdural") else 0 for t in TYPES]]
+            for k in range(6)]
+    (data / "slices.csv").write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n")
+    runs = {}
+    for name, called in (("new", [(2, np.s_[5:10, 5:10])]), ("old", [])):
+        cache = tmp_path / name / "heldout_probabilities"
+        save_cached(cache / "ct_ich_049.npz", _case("ct_ich_049", 0, (2,), called))
+        (cache.parent / "fold_0_done.json").write_text(json.dumps({"train_cases": [], "val_cases": []}))
+        runs[name] = cache
+    result = judge(JudgeInputs(data, runs["new"], tiny_weights, baseline=tiny_weights, baseline_cv=runs["old"]))
+    assert result["candidate"]["rows"][0]["dice"] == 1.0 and result["baseline"]["rows"][0]["dice"] == 0.0
+    assert f"{tiny_weights} (held-out fold models)" in render(result).splitlines()[3]
+    (runs["old"].parent / "fold_0_done.json").write_text(json.dumps({"train_cases": ["ct_ich_049"]}))
+    with pytest.raises(SystemExit, match="ct_ich_049: scored by fold 0, whose model trained on it"):
+        judge(JudgeInputs(data, runs["new"], tiny_weights, baseline=tiny_weights, baseline_cv=runs["old"]))

@@ -139,6 +139,13 @@ def load_cv(cache: Path, patients: set[str]) -> dict[str, CachedCase]:
     return {p.name.removesuffix(".npz"): read_cached(p, False) for p in paths}
 
 
+def held_out(cache: Path, patients: set[str]) -> tuple[dict[str, CachedCase], int]:
+    """A cross-validation's held-out probabilities of the ct-ich ``patients``, each checked against
+    its fold's training and validation lists (the work folder holding ``cache``)."""
+    cases = load_cv(cache, patients)
+    return cases, check_held_out(cases, cache.parent)
+
+
 def check_held_out(cases: dict[str, CachedCase], work: Path) -> int:
     """Raise if any patient was in the training or validation set of the fold model that scored it
     (from ``WORK/fold_k_done.json``); returns how many patients were checked."""
@@ -207,7 +214,9 @@ HEADER = ("model", "mean Dice", "median Dice", "found", "found (>= 1 mL)", "slic
 @dataclass(frozen=True)
 class JudgeInputs:
     """What the ct-ich judge reads: the ct-ich folder, the candidate's held-out probabilities and
-    weights, and optionally a baseline that never trained on ct-ich."""
+    weights, and optionally a baseline: weights that never trained on ct-ich (scored whole, cached in
+    ``baseline_cache``), or with ``baseline_cv`` an earlier ct-ich cross-validation scored by its own
+    held-out fold models (a release trained on ct-ich)."""
 
     data: Path
     cv: Path
@@ -215,14 +224,14 @@ class JudgeInputs:
     nested: bool = False
     baseline: Path | None = None
     baseline_cache: Path | None = None
+    baseline_cv: Path | None = None
 
 
 def judge(inputs: JudgeInputs) -> dict:
     """Every figure of the ct-ich cross-validation, for the candidate and (if given) the baseline."""
     truth = slice_truth(inputs.data)
     ensemble = load_weights(inputs.weights)
-    cv = load_cv(inputs.cv, set(truth))
-    checked = check_held_out(cv, inputs.cv.parent)
+    cv, checked = held_out(inputs.cv, set(truth))
     rules = nested_rules(cv, ensemble.config.inference) if inputs.nested else ensemble.config.inference
     rows = score_all(cv, rules, truth, inputs.data)
     result = {"checked": checked,
@@ -231,10 +240,13 @@ def judge(inputs: JudgeInputs) -> dict:
                             "summary": summarise(rows), "rows": rows}}
     if inputs.baseline is not None:
         base = load_weights(inputs.baseline)
-        cache = inputs.baseline_cache or inputs.cv.parent / "baseline"
-        base_rows = score_all(ensemble_probabilities(base, inputs.data, cache), base.config.inference, truth,
-                              inputs.data)
-        result["baseline"] = {"weights": str(inputs.baseline), "summary": summarise(base_rows), "rows": base_rows}
+        if inputs.baseline_cv is not None:
+            base_cases, _ = held_out(inputs.baseline_cv, set(truth))
+        else:
+            base_cases = ensemble_probabilities(base, inputs.data, inputs.baseline_cache or inputs.cv.parent / "baseline")
+        base_rows = score_all(base_cases, base.config.inference, truth, inputs.data)
+        result["baseline"] = {"weights": str(inputs.baseline), "summary": summarise(base_rows), "rows": base_rows,
+                              "held_out": inputs.baseline_cv is not None}
     return result
 
 
@@ -243,7 +255,8 @@ def render(result: dict) -> str:
     candidate = result["candidate"]
     lines = [headline(f"{candidate['weights']} (held-out fold models)", candidate["summary"])]
     if "baseline" in result:
-        lines.append(headline(f"{result['baseline']['weights']} (never saw ct-ich)", result["baseline"]["summary"]))
+        how = "held-out fold models" if result["baseline"].get("held_out") else "never saw ct-ich"
+        lines.append(headline(f"{result['baseline']['weights']} ({how})", result["baseline"]["summary"]))
     out = [f"ct-ich cross-validation by patient: {len(candidate['rows'])} patients, each scored by the fold model "
            f"that did not train on it (checked for {result['checked']} against the folds' training and validation "
            "lists)"]
@@ -275,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nested", action="store_true", help="rules per fold chosen on the other folds")
     parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich")
     parser.add_argument("--baseline-cache", type=Path, default=None)
+    parser.add_argument("--baseline-cv", type=Path, default=None,
+                        help="the baseline's own held-out probabilities, for a baseline trained on ct-ich")
     parser.add_argument("--json", type=Path, default=None, help="write every figure and row here")
     args = parser.parse_args(argv)
-    result = judge(JudgeInputs(args.data, args.cv, args.weights, args.nested, args.baseline, args.baseline_cache))
+    result = judge(JudgeInputs(args.data, args.cv, args.weights, args.nested, args.baseline, args.baseline_cache,
+                               args.baseline_cv))
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")

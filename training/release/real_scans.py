@@ -2,7 +2,8 @@
 segmented as a user would hand it over, then the phantom cross-validation as a secondary line.
 
 The ct-ich section (``--ct-ich``) is ``training.release.ct_ich_cv``: every patient by the fold model
-that held it out, paired against ``--baseline``.
+that held it out, paired against ``--baseline``: weights that never saw ct-ich, or, with
+``--baseline-cv``, a release trained on ct-ich scored by its own held-out fold models.
 
 Per head, with weights that never saw it (the head must not be listed in the manifest's
 ``training.real_heads``; a head the weights saw is not reported):
@@ -200,13 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nested", action="store_true", help="ct-ich rules per fold chosen on the other folds")
     parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich (paired)")
     parser.add_argument("--baseline-cache", type=Path, default=None, help="the baseline's ct-ich probabilities")
+    parser.add_argument("--baseline-cv", type=Path, default=None,
+                        help="a baseline trained on ct-ich: its own WORK/heldout_probabilities")
     parser.add_argument("--json", type=Path, default=None, help="also write every row here (.ct_ich/.heads.json)")
     args = parser.parse_args(argv)
     if args.ct_ich is not None:
         if args.cv is None:
             parser.error("--ct-ich needs --cv WORK/heldout_probabilities")
         result = ct_ich_cv.judge(ct_ich_cv.JudgeInputs(args.ct_ich, args.cv, args.weights, args.nested,
-                                                       args.baseline, args.baseline_cache))
+                                                       args.baseline, args.baseline_cache, args.baseline_cv))
         print(ct_ich_cv.render(result), end="\n\n", flush=True)
         if args.json:
             args.json.with_suffix(".ct_ich.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
