@@ -243,7 +243,8 @@ def judge(inputs: JudgeInputs) -> dict:
         if inputs.baseline_cv is not None:
             base_cases, _ = held_out(inputs.baseline_cv, set(truth))
         else:
-            base_cases = ensemble_probabilities(base, inputs.data, inputs.baseline_cache or inputs.cv.parent / "baseline")
+            cache = inputs.baseline_cache or inputs.cv.parent / "baseline"
+            base_cases = ensemble_probabilities(base, inputs.data, cache)
         base_rows = score_all(base_cases, base.config.inference, truth, inputs.data)
         result["baseline"] = {"weights": str(inputs.baseline), "summary": summarise(base_rows), "rows": base_rows,
                               "held_out": inputs.baseline_cv is not None}
