@@ -102,6 +102,7 @@ def test_preprocess_command_writes_brain_and_normalised_image(tmp_path, phantoms
     assert abs(norm[brain > 0].mean()) < 0.2
 
 
+@pytest.mark.slow  # a whole phantom through the CLI: CI's second step runs it
 def test_phantom_command_writes_a_dataset_and_its_options_reach_the_plan(tmp_path):
     """One lesion-free case (a tuning set for false-positive rules needs many: the option must reach
     the plan) and the files, catalogue and geometry a training folder needs."""
