@@ -281,20 +281,30 @@ def render(result: dict) -> str:
     return "\n".join(out)
 
 
+def add_judge_options(parser: argparse.ArgumentParser) -> None:
+    """The options this module's CLI shares with ``real_scans``'s ct-ich section: rules and baseline."""
+    parser.add_argument("--nested", action="store_true", help="ct-ich rules per fold chosen on the other folds")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="weights to pair against: never trained on ct-ich, unless --baseline-cv is given")
+    parser.add_argument("--baseline-cache", type=Path, default=None, help="the baseline's ct-ich probabilities")
+    parser.add_argument("--baseline-cv", type=Path, default=None,
+                        help="a baseline trained on ct-ich: its own WORK/heldout_probabilities")
+
+
+def judge_inputs(args: argparse.Namespace, data: Path, cv: Path) -> JudgeInputs:
+    """``JudgeInputs`` from the parsed options of ``add_judge_options`` and ``--weights``."""
+    return JudgeInputs(data, cv, args.weights, args.nested, args.baseline, args.baseline_cache, args.baseline_cv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.release.ct_ich_cv", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the training.ct_ich folder")
     parser.add_argument("--cv", type=Path, required=True, help="the candidate's held-out probabilities")
     parser.add_argument("--weights", type=Path, required=True, help="the candidate's weights (its rules)")
-    parser.add_argument("--nested", action="store_true", help="rules per fold chosen on the other folds")
-    parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich")
-    parser.add_argument("--baseline-cache", type=Path, default=None)
-    parser.add_argument("--baseline-cv", type=Path, default=None,
-                        help="the baseline's own held-out probabilities, for a baseline trained on ct-ich")
+    add_judge_options(parser)
     parser.add_argument("--json", type=Path, default=None, help="write every figure and row here")
     args = parser.parse_args(argv)
-    result = judge(JudgeInputs(args.data, args.cv, args.weights, args.nested, args.baseline, args.baseline_cache,
-                               args.baseline_cv))
+    result = judge(judge_inputs(args, args.data, args.cv))
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")

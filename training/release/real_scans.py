@@ -198,18 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ct-ich", type=Path, default=None, help="the training.ct_ich folder: report its CV first")
     parser.add_argument("--cv", type=Path, default=None,
                         help="WORK/heldout_probabilities of the training.cv run that made --weights")
-    parser.add_argument("--nested", action="store_true", help="ct-ich rules per fold chosen on the other folds")
-    parser.add_argument("--baseline", type=Path, default=None, help="weights never trained on ct-ich (paired)")
-    parser.add_argument("--baseline-cache", type=Path, default=None, help="the baseline's ct-ich probabilities")
-    parser.add_argument("--baseline-cv", type=Path, default=None,
-                        help="a baseline trained on ct-ich: its own WORK/heldout_probabilities")
+    ct_ich_cv.add_judge_options(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write every row here (.ct_ich/.heads.json)")
     args = parser.parse_args(argv)
     if args.ct_ich is not None:
         if args.cv is None:
             parser.error("--ct-ich needs --cv WORK/heldout_probabilities")
-        result = ct_ich_cv.judge(ct_ich_cv.JudgeInputs(args.ct_ich, args.cv, args.weights, args.nested,
-                                                       args.baseline, args.baseline_cache, args.baseline_cv))
+        result = ct_ich_cv.judge(ct_ich_cv.judge_inputs(args, args.ct_ich, args.cv))
         print(ct_ich_cv.render(result), end="\n\n", flush=True)
         if args.json:
             args.json.with_suffix(".ct_ich.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
